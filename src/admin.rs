@@ -1,0 +1,322 @@
+//! `appliance admin …`: direct operations on the database file, safe while `serve`
+//! runs (SQLite WAL and a busy timeout serialise the writers). Each change is audited
+//! with the actor `cli:<OS user>`.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::app::issue;
+use crate::auth::password::{hash_password, MIN_PASSWORD_LEN};
+use crate::auth::token::{self, Kind};
+use crate::auth::valid_username;
+use crate::cli::{
+    AdminCommand, RevokeArgs, TokenCommand, TokenCreateArgs, UserAddArgs, UserCommand,
+};
+use crate::clock::{rfc3339, Clock, SystemClock};
+use crate::config::parse_duration;
+use crate::db::tokens::RevokeOutcome;
+use crate::db::{AuditEntry, Store, StoreError};
+use crate::error::exit;
+
+/// A refusal: the exit code and the sentence for stderr.
+pub struct Refusal(pub u8, pub String);
+
+type Outcome = Result<(), Refusal>;
+
+fn usage(msg: impl Into<String>) -> Refusal {
+    Refusal(exit::USAGE, msg.into())
+}
+fn refused(msg: impl Into<String>) -> Refusal {
+    Refusal(exit::REFUSED, msg.into())
+}
+fn store_refusal(e: StoreError) -> Refusal {
+    refused(match e {
+        StoreError::Busy => "The database is locked by another process; try again.".to_string(),
+        other => format!("Database error: {other}."),
+    })
+}
+
+pub fn run(command: AdminCommand) -> u8 {
+    let result = match command {
+        AdminCommand::User {
+            command: UserCommand::Add(a),
+        } => user_add(&a),
+        AdminCommand::User {
+            command: UserCommand::List(a),
+        } => open(&a.db.db).and_then(|s| user_list(&s, a.json)),
+        AdminCommand::Token {
+            command: TokenCommand::Create(a),
+        } => token_create(&a),
+        AdminCommand::Revoke(a) => revoke(&a),
+        AdminCommand::Audit(a) => open(&a.db.db).and_then(|s| audit(&s, a.json)),
+        AdminCommand::Backup(a) => backup(&a.db.db, &a.path),
+    };
+    match result {
+        Ok(()) => exit::OK,
+        Err(Refusal(code, msg)) => {
+            eprintln!("{msg}");
+            code
+        }
+    }
+}
+
+/// Opens (creating and migrating if needed) the database for an admin command.
+pub fn open(path: &str) -> Result<Store, Refusal> {
+    Store::open(Path::new(path), 2).map_err(|e| match e {
+        StoreError::TooNew { .. } => refused(format!("Cannot use {path}: {e}.")),
+        other => refused(format!("Cannot open the database {path}: {other}.")),
+    })
+}
+
+/// `cli:<OS user>` for the audit log.
+pub fn cli_actor() -> String {
+    let name = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .or_else(os_user_from_uid)
+        .unwrap_or_else(|| "unknown".to_string());
+    format!("cli:{name}")
+}
+
+/// The login name of this process's real uid, from /proc and /etc/passwd (containers
+/// often run without $USER).
+fn os_user_from_uid() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let name = passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)? == uid).then(|| name.to_string())
+    });
+    Some(name.unwrap_or(format!("uid{uid}")))
+}
+
+fn entry(action: &'static str, target: &str, detail: String) -> AuditEntry {
+    AuditEntry {
+        actor: cli_actor(),
+        action,
+        target: target.to_string(),
+        detail,
+    }
+}
+
+/// Reads a secret: one line of stdin, or a no-echo prompt.
+pub fn read_secret(from_stdin: bool, prompt: &str) -> Result<String, String> {
+    if from_stdin || !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("Could not read standard input: {e}."))?;
+        Ok(line.trim_end_matches(['\n', '\r']).to_string())
+    } else {
+        rpassword::prompt_password(prompt).map_err(|e| format!("Could not read the password: {e}."))
+    }
+}
+
+fn user_add(a: &UserAddArgs) -> Outcome {
+    if !valid_username(&a.username) {
+        return Err(usage(format!(
+            "'{}' is not a valid username: use 1 to 64 characters of a-z 0-9 . _ - @.",
+            a.username
+        )));
+    }
+    let password = read_secret(a.password_stdin, "Password: ").map_err(usage)?;
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(usage(format!(
+            "The password must be at least {MIN_PASSWORD_LEN} characters."
+        )));
+    }
+    let store = open(&a.db.db)?;
+    let phc = hash_password(&password).map_err(refused)?;
+    let id =
+        token::random_id("usr_").map_err(|e| refused(format!("OS random source failed: {e}.")))?;
+    let now = SystemClock.now_ms();
+    match store.create_user(
+        &id,
+        &a.username,
+        &phc,
+        now,
+        &entry("user.add", &a.username, String::new()),
+    ) {
+        Ok(user) => {
+            println!("{}", user.id);
+            Ok(())
+        }
+        Err(StoreError::Conflict) => Err(refused(format!(
+            "A user named '{}' already exists.",
+            a.username
+        ))),
+        Err(e) => Err(store_refusal(e)),
+    }
+}
+
+fn user_list(store: &Store, as_json: bool) -> Outcome {
+    let users = store.list_users().map_err(store_refusal)?;
+    if as_json {
+        let list: Vec<_> = users
+            .iter()
+            .map(|u| json!({ "id": u.id, "username": u.username, "created_at": rfc3339(u.created_at), "session_version": u.session_version }))
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+    } else {
+        println!(
+            "{:<26} {:<32} {:<21} SESSION_VERSION",
+            "ID", "USERNAME", "CREATED_AT"
+        );
+        for u in users {
+            println!(
+                "{:<26} {:<32} {:<21} {}",
+                u.id,
+                u.username,
+                rfc3339(u.created_at),
+                u.session_version
+            );
+        }
+    }
+    Ok(())
+}
+
+fn token_create(a: &TokenCreateArgs) -> Outcome {
+    let name = a.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(usage("--name must be 1 to 100 characters."));
+    }
+    let lifetime_ms = match (&a.expires_in_days, &a.expires_in, a.never_expires) {
+        (Some(days), _, _) => match days.parse::<i64>() {
+            Ok(d @ 1..=3650) => Some(d * 86_400_000),
+            _ => {
+                return Err(usage(format!(
+                    "--expires-in-days: '{days}' is not a whole number from 1 to 3650."
+                )))
+            }
+        },
+        (_, Some(d), _) => {
+            Some(parse_duration(d).map_err(|e| usage(format!("--expires-in: {e}.")))?)
+        }
+        (_, _, true) => None,
+        _ => {
+            let default = std::env::var("APPLIANCE_PAT_LIFETIME").unwrap_or_else(|_| "90d".into());
+            Some(
+                parse_duration(&default)
+                    .map_err(|e| usage(format!("APPLIANCE_PAT_LIFETIME: {e}.")))?,
+            )
+        }
+    };
+    let store = open(&a.db.db)?;
+    let user = store
+        .user_by_username(&a.user)
+        .map_err(store_refusal)?
+        .ok_or_else(|| refused(format!("No user named '{}'.", a.user)))?;
+    let now = SystemClock.now_ms();
+    let audit = entry(
+        "token.create",
+        "",
+        format!("user={} name={name}", user.username),
+    );
+    let issued = issue(
+        &store,
+        Kind::Pat,
+        &user.id,
+        Some(name),
+        now,
+        lifetime_ms.map(|l| now + l),
+        Some(audit),
+    )
+    .map_err(|e| refused(format!("Could not create the token: {e}.")))?;
+    println!("{}", issued.token);
+    Ok(())
+}
+
+fn revoke(a: &RevokeArgs) -> Outcome {
+    let store = open(&a.db.db)?;
+    let now = SystemClock.now_ms();
+    if let Some(username) = &a.user {
+        let user = store
+            .user_by_username(username)
+            .map_err(store_refusal)?
+            .ok_or_else(|| refused(format!("No user named '{username}'.")))?;
+        let version = store
+            .bump_session_version(
+                &user.id,
+                now,
+                &entry("user.revoke_all", username, String::new()),
+            )
+            .map_err(store_refusal)?;
+        println!("Every token of '{username}' issued before now is rejected (session_version {version}).");
+        return Ok(());
+    }
+    let presented = match a.token.as_deref() {
+        Some("-") => read_secret(true, "").map_err(usage)?.trim().to_string(),
+        Some(t) => t.to_string(),
+        None => return Err(usage("Give --token TOKEN or --user USERNAME.")),
+    };
+    if token::kind_of(&presented).is_none() {
+        return Err(refused(
+            "That is not an appliance token (aps_… or apt_…); nothing was revoked.",
+        ));
+    }
+    match store
+        .revoke_token(
+            &token::hash(&presented),
+            now,
+            Some(&entry("token.revoke", "", String::new())),
+        )
+        .map_err(store_refusal)?
+    {
+        RevokeOutcome::Revoked => {
+            println!("Token revoked.");
+            Ok(())
+        }
+        RevokeOutcome::AlreadyRevoked => {
+            println!("Token was already revoked.");
+            Ok(())
+        }
+        RevokeOutcome::NotFound => Err(refused("No such token; nothing was revoked.")),
+    }
+}
+
+fn audit(store: &Store, as_json: bool) -> Outcome {
+    let log = store.audit_log().map_err(store_refusal)?;
+    if as_json {
+        let list: Vec<_> = log
+            .iter()
+            .map(|r| json!({ "at": rfc3339(r.at), "actor": r.actor, "action": r.action, "target": r.target, "detail": r.detail }))
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+    } else {
+        for r in log {
+            println!(
+                "{}  {:<20} {:<16} {:<26} {}",
+                rfc3339(r.at),
+                r.actor,
+                r.action,
+                r.target,
+                r.detail
+            );
+        }
+    }
+    Ok(())
+}
+
+fn backup(db: &str, dest: &str) -> Outcome {
+    if Path::new(dest).exists() {
+        return Err(refused(format!(
+            "{dest} already exists; choose a new path for the backup."
+        )));
+    }
+    let store = open(db)?;
+    store
+        .backup_to(Path::new(dest))
+        .map_err(|e| refused(format!("Backup to {dest} failed: {e}.")))?;
+    println!("Backed up {db} to {dest}.");
+    Ok(())
+}

@@ -1,0 +1,332 @@
+//! The commands of the server: authenticate (with sliding), log in, issue, renew and
+//! revoke tokens. Handlers parse input and call these; these decide by `now` from the
+//! clock and speak to storage in domain terms.
+
+use std::net::IpAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use crate::auth::password::{PasswordPool, PoolError};
+use crate::auth::throttle::Throttle;
+use crate::auth::token::{self, Kind, Minted, TokenHash};
+use crate::auth::valid_username;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::tokens::RevokeOutcome;
+use crate::db::{AuditEntry, NewToken, Store, TokenRecord, User};
+use crate::error::{Error, Reason};
+use crate::metrics::Metrics;
+
+/// `last_used_at` of a PAT is written at most this often.
+const TOUCH_EVERY_MS: i64 = 60_000;
+
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub passwords: PasswordPool,
+    pub throttle: Throttle,
+    pub metrics: Metrics,
+}
+
+/// A live token and its owner, as authentication found them.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub record: TokenRecord,
+    pub hash: TokenHash,
+    /// The stored, enforced expiry after any sliding (None: never expires).
+    pub expires_at: Option<i64>,
+}
+
+impl Principal {
+    pub fn kind(&self) -> Kind {
+        self.record.kind
+    }
+    pub fn audit(&self, action: &'static str, target: &str, detail: String) -> AuditEntry {
+        AuditEntry {
+            actor: format!("user:{}", self.record.username),
+            action,
+            target: target.to_string(),
+            detail,
+        }
+    }
+}
+
+/// Whether authenticating a session pushes its expiry forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slide {
+    Yes,
+    No,
+}
+
+/// A token issued to a caller: the secret (shown once) and its stored expiry.
+pub struct Issued {
+    pub id: String,
+    pub token: String,
+    pub expires_at: Option<i64>,
+}
+
+impl App {
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Checks a presented token: shape, stored hash (constant-time), revocation,
+    /// break-glass version, expiry. A live session slides when asked to.
+    pub fn authenticate(&self, presented: &str, slide: Slide) -> Result<Principal, Error> {
+        let now = self.now();
+        let (record, hash) = self.live_token(presented, now)?;
+        let mut expires_at = record.expires_at;
+        match record.kind {
+            Kind::Session if slide == Slide::Yes => {
+                expires_at = Some(self.slide(&record, &hash, now)?);
+            }
+            Kind::Pat => {
+                if record
+                    .last_used_at
+                    .is_none_or(|t| now - t >= TOUCH_EVERY_MS)
+                {
+                    self.store.touch_token(&hash, now, TOUCH_EVERY_MS)?;
+                }
+            }
+            Kind::Session => {}
+        }
+        Ok(Principal {
+            record,
+            hash,
+            expires_at,
+        })
+    }
+
+    /// The live token behind `presented`, or why it is not live.
+    pub fn live_token(&self, presented: &str, now: i64) -> Result<(TokenRecord, TokenHash), Error> {
+        let kind = token::kind_of(presented).ok_or(Error::InvalidToken(Reason::Unknown))?;
+        let hash = token::hash(presented);
+        let record = self
+            .store
+            .lookup_token(&hash)?
+            .filter(|r| token::hashes_match(&r.hash, &hash) && r.kind == kind)
+            .ok_or(Error::InvalidToken(Reason::Unknown))?;
+        if record.revoked_at.is_some() {
+            return Err(Error::InvalidToken(Reason::Revoked));
+        }
+        if record.issued_version < record.user_version {
+            return Err(Error::InvalidToken(Reason::Stale));
+        }
+        if record.expires_at.is_some_and(|e| e <= now) {
+            return Err(Error::InvalidToken(Reason::Expired));
+        }
+        Ok((record, hash))
+    }
+
+    /// Pushes a live session's expiry to min(now + window, created_at + lifetime), but
+    /// writes only when the stored value is behind by the slack or more.
+    fn slide(&self, record: &TokenRecord, hash: &TokenHash, now: i64) -> Result<i64, Error> {
+        let stored = record.expires_at.unwrap_or(now);
+        let target = (now + self.config.session_window_ms)
+            .min(record.created_at + self.config.session_lifetime_ms);
+        if target - stored < self.config.slide_slack_ms().max(1) {
+            self.metrics
+                .session_extensions_skipped
+                .fetch_add(1, Relaxed);
+            return Ok(stored);
+        }
+        if let Some(written) = self.store.slide_session(hash, now, target)? {
+            self.metrics
+                .session_extensions_written
+                .fetch_add(1, Relaxed);
+            return Ok(written);
+        }
+        // The guard refused: a racing request slid it further, or it was revoked or
+        // expired in between. Answer with what is stored now.
+        match self.store.token_expiry(hash)? {
+            Some(Some(e)) if e > now => Ok(e),
+            _ => Err(Error::InvalidToken(Reason::Expired)),
+        }
+    }
+
+    /// Password login. Unknown users (any shape) cost one dummy hash and get the same
+    /// answer as a wrong password.
+    pub fn login(
+        &self,
+        username: &str,
+        password: &str,
+        addr: IpAddr,
+    ) -> Result<(Issued, User), Error> {
+        let now = self.now();
+        if let Err(retry_after_secs) = self.throttle.check(username, addr, now) {
+            self.metrics.login_throttled.fetch_add(1, Relaxed);
+            return Err(Error::TooManyRequests { retry_after_secs });
+        }
+        let found = if valid_username(username) {
+            self.store.user_for_login(username)?
+        } else {
+            None
+        };
+        let verified = match self
+            .passwords
+            .verify(password, found.as_ref().map(|(_, phc)| phc.as_str()))
+        {
+            Ok(ok) => ok,
+            Err(PoolError::Busy) => {
+                self.metrics.login_pool_rejected.fetch_add(1, Relaxed);
+                return Err(Error::TooManyRequests {
+                    retry_after_secs: 1,
+                });
+            }
+            Err(PoolError::Gone) => return Err(Error::Internal("password pool stopped".into())),
+        };
+        let user = match (verified, found) {
+            (true, Some((user, _))) => user,
+            _ => {
+                self.throttle.record_failure(username, addr, self.now());
+                self.metrics.login_failures.fetch_add(1, Relaxed);
+                return Err(Error::InvalidCredentials);
+            }
+        };
+        let now = self.now();
+        let expires_at = now
+            + self
+                .config
+                .session_window_ms
+                .min(self.config.session_lifetime_ms);
+        let issued = issue(
+            &self.store,
+            Kind::Session,
+            &user.id,
+            None,
+            now,
+            Some(expires_at),
+            None,
+        )?;
+        self.metrics.logins.fetch_add(1, Relaxed);
+        Ok((issued, user))
+    }
+
+    /// Creates a PAT for the caller (a session: a PAT cannot mint PATs).
+    /// `expires_in`: None = the configured lifetime, Some(None) = never.
+    pub fn create_pat(
+        &self,
+        caller: &Principal,
+        name: &str,
+        expires_in_ms: Option<Option<i64>>,
+    ) -> Result<Issued, Error> {
+        if caller.kind() != Kind::Session {
+            return Err(Error::Forbidden(
+                "Personal access tokens can only be created with a session token; log in with a password first.".into(),
+            ));
+        }
+        let now = self.now();
+        let expires_at = match expires_in_ms {
+            None => Some(now + self.config.pat_lifetime_ms),
+            Some(d) => d.map(|ms| now + ms),
+        };
+        let audit = caller.audit("token.create", "", format!("name={name}"));
+        issue(
+            &self.store,
+            Kind::Pat,
+            &caller.record.user_id,
+            Some(name),
+            now,
+            expires_at,
+            Some(audit),
+        )
+    }
+
+    /// Renews a PAT in place when it is due. Returns (renewed, expires_at).
+    pub fn renew_pat(&self, caller: &Principal) -> Result<(bool, Option<i64>), Error> {
+        let Some(_) = caller.expires_at else {
+            return Ok((false, None));
+        };
+        let now = self.now();
+        let cfg = &self.config;
+        if let Some(new) = self.store.renew_pat(
+            &caller.hash,
+            now,
+            cfg.pat_lifetime_ms,
+            cfg.pat_renew_threshold_ms,
+        )? {
+            self.metrics.pat_renewed.fetch_add(1, Relaxed);
+            return Ok((true, Some(new)));
+        }
+        self.metrics.pat_renew_not_due.fetch_add(1, Relaxed);
+        // Not due, or a concurrent renew won: report what is stored now, so every
+        // racing caller sees the same expiry.
+        match self.store.token_expiry(&caller.hash)? {
+            Some(e) => Ok((false, e)),
+            None => Err(Error::InvalidToken(Reason::Unknown)),
+        }
+    }
+
+    /// Revokes the token behind `presented` if it is live (logout, RFC 7009).
+    pub fn revoke(&self, hash: &TokenHash) -> Result<bool, Error> {
+        let revoked = self.store.revoke_token(hash, self.now(), None)? == RevokeOutcome::Revoked;
+        if revoked {
+            self.metrics.revocations.fetch_add(1, Relaxed);
+        }
+        Ok(revoked)
+    }
+
+    pub fn delete_pat(&self, caller: &Principal, id: &str) -> Result<(), Error> {
+        let audit = caller.audit("token.delete", id, String::new());
+        if self
+            .store
+            .revoke_pat_by_id(&caller.record.user_id, id, self.now(), &audit)?
+        {
+            self.metrics.revocations.fetch_add(1, Relaxed);
+            Ok(())
+        } else {
+            Err(Error::NotFound)
+        }
+    }
+
+    pub fn revoke_all(&self, caller: &Principal) -> Result<i64, Error> {
+        let audit = caller.audit("user.revoke_all", &caller.record.username, String::new());
+        let version =
+            self.store
+                .bump_session_version(&caller.record.user_id, self.now(), &audit)?;
+        self.metrics.session_version_bumps.fetch_add(1, Relaxed);
+        Ok(version)
+    }
+}
+
+/// Mints and stores a token (also used by `admin token create`).
+pub fn issue(
+    store: &Store,
+    kind: Kind,
+    user_id: &str,
+    name: Option<&str>,
+    now: i64,
+    expires_at: Option<i64>,
+    audit: Option<AuditEntry>,
+) -> Result<Issued, Error> {
+    let Minted {
+        token,
+        hash,
+        display_prefix,
+    } = token::mint(kind).map_err(|e| Error::Internal(format!("OS random source failed: {e}")))?;
+    let id = token::random_id("tok_")
+        .map_err(|e| Error::Internal(format!("OS random source failed: {e}")))?;
+    let audit = audit.map(|a| AuditEntry {
+        target: id.clone(),
+        ..a
+    });
+    store.insert_token(
+        &NewToken {
+            hash: &hash,
+            id: &id,
+            kind,
+            user_id,
+            name,
+            prefix: &display_prefix,
+            created_at: now,
+            expires_at,
+        },
+        audit.as_ref().map(|a| (a, now)),
+    )?;
+    Ok(Issued {
+        id,
+        token,
+        expires_at,
+    })
+}

@@ -1,0 +1,4 @@
+//! The client side: credentials store, failover HTTP client, error advice, the renewal
+//! agent, and a `Validator` for Rust services.
+
+pub mod commands;

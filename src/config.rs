@@ -1,0 +1,236 @@
+//! Raw flags and environment strings become a validated `Config`, once, at start.
+//!
+//! Nothing else in the program parses a flag: durations are milliseconds here.
+
+use std::net::IpAddr;
+
+use crate::cli::ServeArgs;
+
+/// The longest duration any setting accepts (100 years): keeps every sum of instants
+/// far from i64 overflow.
+const MAX_DURATION_MS: i64 = 36_500 * DAY_MS;
+const DAY_MS: i64 = 86_400_000;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: String,
+    pub db: String,
+    pub session_window_ms: i64,
+    pub session_lifetime_ms: i64,
+    pub pat_lifetime_ms: i64,
+    pub pat_renew_threshold_ms: i64,
+    pub body_limit: u64,
+    pub login_max_failures_user: u32,
+    pub login_max_failures_addr: u32,
+    pub trusted_proxies: Vec<Cidr>,
+    pub workers: usize,
+    pub login_workers: usize,
+    pub purge_after_ms: i64,
+    pub insecure_cookies: bool,
+    pub cookie_domain: Option<String>,
+}
+
+impl Config {
+    /// The write of a sliding session may be skipped while the stored expiry is behind
+    /// its target by less than this: 1% of the window, at most 60 s.
+    pub fn slide_slack_ms(&self) -> i64 {
+        (self.session_window_ms / 100).min(60_000)
+    }
+
+    pub fn from_args(a: &ServeArgs) -> Result<Config, String> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let config = Config {
+            listen: a.listen.clone(),
+            db: a.db.db.clone(),
+            session_window_ms: duration_flag("--session-window", &a.session_window)?,
+            session_lifetime_ms: duration_flag("--session-lifetime", &a.session_lifetime)?,
+            pat_lifetime_ms: duration_flag("--pat-lifetime", &a.pat_lifetime)?,
+            pat_renew_threshold_ms: duration_flag("--pat-renew-threshold", &a.pat_renew_threshold)?,
+            body_limit: count_flag("--body-limit", &a.body_limit, 1, 1 << 30)?,
+            login_max_failures_user: count_flag(
+                "--login-max-failures-user",
+                &a.login_max_failures_user,
+                1,
+                1_000_000,
+            )? as u32,
+            login_max_failures_addr: count_flag(
+                "--login-max-failures-addr",
+                &a.login_max_failures_addr,
+                1,
+                1_000_000,
+            )? as u32,
+            trusted_proxies: parse_cidrs(&a.trusted_proxies)?,
+            workers: match &a.workers {
+                Some(s) => count_flag("--workers", s, 1, 1024)? as usize,
+                None => (4 * cores).max(8),
+            },
+            login_workers: match &a.login_workers {
+                Some(s) => count_flag("--login-workers", s, 1, 256)? as usize,
+                None => cores.saturating_sub(1).max(1),
+            },
+            purge_after_ms: duration_flag("--purge-after", &a.purge_after)?,
+            insecure_cookies: a.insecure_cookies,
+            cookie_domain: a
+                .cookie_domain
+                .as_ref()
+                .map(|d| d.trim_start_matches('.').to_ascii_lowercase())
+                .filter(|d| !d.is_empty()),
+        };
+        if config.pat_lifetime_ms <= config.pat_renew_threshold_ms {
+            return Err(format!(
+                "--pat-lifetime ({}) must be longer than --pat-renew-threshold ({}), or a renewed token would be due again at once.",
+                a.pat_lifetime, a.pat_renew_threshold
+            ));
+        }
+        Ok(config)
+    }
+}
+
+/// Parses `90s`, `10m`, `12h`, `30d`: a positive whole number and one unit, into ms.
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let (digits, unit) = s.split_at(s.len().saturating_sub(1));
+    let unit_ms: i64 = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => DAY_MS,
+        _ => {
+            return Err(format!(
+                "'{s}' is not a duration: write a whole number and one unit, such as 90s, 10m, 12h or 30d"
+            ))
+        }
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "'{s}' is not a duration: write a whole number and one unit, such as 90s, 10m, 12h or 30d"
+        ));
+    }
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is out of range (at most 36500d)"))?;
+    if n == 0 {
+        return Err(format!("'{s}' is zero; a duration must be positive"));
+    }
+    match n.checked_mul(unit_ms) {
+        Some(ms) if ms <= MAX_DURATION_MS => Ok(ms),
+        _ => Err(format!("'{s}' is out of range (at most 36500d)")),
+    }
+}
+
+fn duration_flag(flag: &str, value: &str) -> Result<i64, String> {
+    parse_duration(value).map_err(|e| format!("{flag}: {e}."))
+}
+
+fn count_flag(flag: &str, value: &str, min: u64, max: u64) -> Result<u64, String> {
+    match value.trim().parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{flag}: '{value}' is not a whole number from {min} to {max}."
+        )),
+    }
+}
+
+/// One trusted-proxy entry: an address and a prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses one entry; panics on a malformed one (tests only).
+    #[cfg(test)]
+    pub fn parse_one(s: &str) -> Cidr {
+        parse_cidrs(s).unwrap()[0]
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, canonical(ip)) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`) compare as the IPv4 address they carry.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn parse_cidrs(list: &str) -> Result<Vec<Cidr>, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            let bad = || format!("--trusted-proxies: '{item}' is not an IP address or CIDR (such as 10.0.0.0/8).");
+            let (addr, prefix) = match item.split_once('/') {
+                Some((a, p)) => (a, Some(p)),
+                None => (item, None),
+            };
+            let addr = canonical(addr.parse::<IpAddr>().map_err(|_| bad())?);
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            let prefix = match prefix {
+                Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
+                None => max,
+            };
+            Ok(Cidr { addr, prefix })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_one_unit_and_a_positive_whole_number() {
+        assert_eq!(parse_duration("90s"), Ok(90_000));
+        assert_eq!(parse_duration("10m"), Ok(600_000));
+        assert_eq!(parse_duration("12h"), Ok(43_200_000));
+        assert_eq!(parse_duration("30d"), Ok(30 * DAY_MS));
+        for bad in [
+            "",
+            "0s",
+            "s",
+            "10",
+            "1.5h",
+            "-3d",
+            "3 d",
+            "3dd",
+            "10w",
+            "99999999999999999999d",
+            "36501d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn cidrs_match_their_range_only() {
+        let c = parse_cidrs("10.0.0.0/8, 192.168.1.7,::1").unwrap();
+        assert!(c[0].contains("10.200.3.4".parse().unwrap()));
+        assert!(!c[0].contains("11.0.0.1".parse().unwrap()));
+        assert!(c[1].contains("192.168.1.7".parse().unwrap()));
+        assert!(!c[1].contains("192.168.1.8".parse().unwrap()));
+        assert!(c[2].contains("::1".parse().unwrap()));
+        assert!(c[0].contains("::ffff:10.1.1.1".parse().unwrap()));
+        assert!(parse_cidrs("10.0.0.0/33").is_err());
+        assert!(parse_cidrs("nonsense").is_err());
+        assert!(parse_cidrs("").unwrap().is_empty());
+    }
+}

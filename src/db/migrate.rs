@@ -1,0 +1,35 @@
+//! Schema migrations keyed by `PRAGMA user_version`, applied in one IMMEDIATE transaction.
+//!
+//! Step 1 is `schema.sql`; later steps are appended to `STEPS` and never edited. A
+//! database whose version is newer than the binary knows is refused, untouched.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::{sql_err, StoreError};
+
+const STEPS: &[&str] = &[include_str!("../../schema.sql")];
+
+/// The schema version this binary writes.
+pub const LATEST: i64 = STEPS.len() as i64;
+
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql_err)?;
+    let version: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(sql_err)?;
+    if version > LATEST {
+        return Err(StoreError::TooNew {
+            found: version,
+            supported: LATEST,
+        });
+    }
+    for (i, step) in STEPS.iter().enumerate().skip(version.max(0) as usize) {
+        tx.execute_batch(step).map_err(sql_err)?;
+        // PRAGMA takes no bound parameters; the value is our own integer.
+        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+            .map_err(sql_err)?;
+    }
+    tx.commit().map_err(sql_err)
+}

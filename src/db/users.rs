@@ -1,0 +1,164 @@
+//! Users: creation, lookup by username, listing, and the break-glass version bump.
+
+use rusqlite::{params, TransactionBehavior};
+
+use super::audit::{record, AuditEntry};
+use super::{all_rows, first_row, sql_err, Store, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub session_version: i64,
+    pub created_at: i64,
+}
+
+fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        session_version: r.get(2)?,
+        created_at: r.get(3)?,
+    })
+}
+
+impl Store {
+    /// Adds a user; `Conflict` if the username is taken.
+    pub fn create_user(
+        &self,
+        id: &str,
+        username: &str,
+        password_hash: &str,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<User, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_err)?;
+        tx.execute(
+            "INSERT INTO users (id, username, password_hash, session_version, created_at) VALUES (?1, ?2, ?3, 1, ?4)",
+            params![id, username, password_hash, now],
+        )
+        .map_err(sql_err)?;
+        record(&tx, now, audit)?;
+        tx.commit().map_err(sql_err)?;
+        Ok(User {
+            id: id.to_string(),
+            username: username.to_string(),
+            session_version: 1,
+            created_at: now,
+        })
+    }
+
+    /// The user and their password hash (PHC string), for a login.
+    pub fn user_for_login(&self, username: &str) -> Result<Option<(User, String)>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, username, session_version, created_at, password_hash FROM users WHERE username = ?1",
+            )
+            .map_err(sql_err)?;
+        first_row(&mut stmt, [username], |r| {
+            Ok((user_from_row(r)?, r.get(4)?))
+        })
+    }
+
+    pub fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        Ok(self.user_for_login(username)?.map(|(u, _)| u))
+    }
+
+    pub fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached("SELECT id, username, session_version, created_at FROM users ORDER BY created_at, username")
+            .map_err(sql_err)?;
+        all_rows(&mut stmt, [], user_from_row)
+    }
+
+    pub fn count_users(&self) -> Result<i64, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached("SELECT count(*) FROM users")
+            .map_err(sql_err)?;
+        Ok(first_row(&mut stmt, [], |r| r.get(0))?.unwrap_or(0))
+    }
+
+    /// Break-glass: every token issued before is rejected from now on. Returns the new
+    /// version; `NotFound` for an unknown user id.
+    pub fn bump_session_version(
+        &self,
+        user_id: &str,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<i64, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_err)?;
+        let version = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "UPDATE users SET session_version = session_version + 1 WHERE id = ?1 RETURNING session_version",
+                )
+                .map_err(sql_err)?;
+            first_row(&mut stmt, [user_id], |r| r.get::<_, i64>(0))?.ok_or(StoreError::NotFound)?
+        };
+        record(
+            &tx,
+            now,
+            &AuditEntry {
+                detail: format!("session_version={version}"),
+                ..audit.clone()
+            },
+        )?;
+        tx.commit().map_err(sql_err)?;
+        Ok(version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::store;
+    use super::*;
+
+    fn cli() -> AuditEntry {
+        AuditEntry {
+            actor: "cli:test".into(),
+            action: "user.add",
+            target: "alice".into(),
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_duplicate_username_is_a_conflict_and_changes_nothing() {
+        let (s, _dir) = store();
+        s.create_user("u1", "alice", "phc", 1, &cli()).unwrap();
+        assert_eq!(
+            s.create_user("u2", "alice", "phc", 2, &cli()),
+            Err(StoreError::Conflict)
+        );
+        assert_eq!(s.list_users().unwrap().len(), 1);
+        assert_eq!(s.audit_log().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn bumping_the_version_counts_up_and_is_audited() {
+        let (s, _dir) = store();
+        s.create_user("u1", "alice", "phc", 1, &cli()).unwrap();
+        let bump = AuditEntry {
+            action: "user.revoke_all",
+            ..cli()
+        };
+        assert_eq!(s.bump_session_version("u1", 5, &bump), Ok(2));
+        assert_eq!(s.bump_session_version("u1", 6, &bump), Ok(3));
+        assert_eq!(
+            s.bump_session_version("nobody", 7, &bump),
+            Err(StoreError::NotFound)
+        );
+        let log = s.audit_log().unwrap();
+        assert_eq!(log.len(), 3);
+        assert_eq!(log[2].detail, "session_version=3");
+    }
+}

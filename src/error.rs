@@ -1,0 +1,200 @@
+//! The one error type of the server and the ONE place it maps to HTTP status and code.
+//!
+//! Handlers return `Error`; `http::response` turns it into bytes with `status()`,
+//! `code()` and `message()`. Messages never carry a token, a hash or SQL.
+
+use std::fmt;
+
+use crate::db::StoreError;
+
+/// Why a bearer credential was refused (the `reason` of a 401 `invalid_token`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    Missing,
+    Unknown,
+    Expired,
+    Revoked,
+    Stale,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Missing => "missing",
+            Reason::Unknown => "unknown",
+            Reason::Expired => "expired",
+            Reason::Revoked => "revoked",
+            Reason::Stale => "stale",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    InvalidRequest(String),
+    InvalidToken(Reason),
+    InvalidCredentials,
+    Forbidden(String),
+    NotFound,
+    MethodNotAllowed,
+    PayloadTooLarge(u64),
+    TooManyRequests {
+        retry_after_secs: u64,
+    },
+    /// The detail is logged, never sent.
+    Internal(String),
+}
+
+impl Error {
+    /// The whole status table.
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::InvalidRequest(_) => 400,
+            Error::InvalidToken(_) | Error::InvalidCredentials => 401,
+            Error::Forbidden(_) => 403,
+            Error::NotFound => 404,
+            Error::MethodNotAllowed => 405,
+            Error::PayloadTooLarge(_) => 413,
+            Error::TooManyRequests { .. } => 429,
+            Error::Internal(_) => 500,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidRequest(_) => "invalid_request",
+            Error::InvalidToken(_) => "invalid_token",
+            Error::InvalidCredentials => "invalid_credentials",
+            Error::Forbidden(_) => "forbidden",
+            Error::NotFound => "not_found",
+            Error::MethodNotAllowed => "method_not_allowed",
+            Error::PayloadTooLarge(_) => "payload_too_large",
+            Error::TooManyRequests { .. } => "too_many_requests",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    /// The sentence sent to the client.
+    pub fn message(&self) -> String {
+        match self {
+            Error::InvalidRequest(m) | Error::Forbidden(m) => m.clone(),
+            Error::InvalidToken(r) => match r {
+                Reason::Missing => "No credentials were sent; send Authorization: Bearer <token>.",
+                Reason::Unknown => "The token is not recognised.",
+                Reason::Expired => "The token has expired; log in again.",
+                Reason::Revoked => "The token has been revoked; log in again.",
+                Reason::Stale => {
+                    "The token was issued before the user's sessions were revoked; log in again."
+                }
+            }
+            .to_string(),
+            Error::InvalidCredentials => "Invalid username or password.".to_string(),
+            Error::NotFound => "No such resource.".to_string(),
+            Error::MethodNotAllowed => "This method is not allowed on this path.".to_string(),
+            Error::PayloadTooLarge(limit) => {
+                format!("The request body is larger than the limit of {limit} bytes.")
+            }
+            Error::TooManyRequests { retry_after_secs } => {
+                format!("Too many attempts; retry in {retry_after_secs} seconds.")
+            }
+            Error::Internal(_) => "An internal error occurred; it has been logged.".to_string(),
+        }
+    }
+
+    /// Every variant once, so the table above can be walked by a test.
+    #[cfg(test)]
+    fn all() -> Vec<Error> {
+        vec![
+            Error::InvalidRequest("x".into()),
+            Error::InvalidToken(Reason::Missing),
+            Error::InvalidCredentials,
+            Error::Forbidden("x".into()),
+            Error::NotFound,
+            Error::MethodNotAllowed,
+            Error::PayloadTooLarge(1),
+            Error::TooManyRequests {
+                retry_after_secs: 3,
+            },
+            Error::Internal("secret detail".into()),
+        ]
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Internal(detail) => write!(f, "internal: {detail}"),
+            other => write!(f, "{}: {}", other.code(), other.message()),
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Error::NotFound,
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Process exit codes shared by every command (the contract's table).
+pub mod exit {
+    pub const OK: u8 = 0;
+    /// Refused on its merits: unknown user, duplicate, database locked or too new.
+    pub const REFUSED: u8 = 1;
+    pub const USAGE: u8 = 2;
+    /// Any 401, expired and revoked included.
+    pub const AUTH: u8 = 3;
+    pub const FORBIDDEN: u8 = 4;
+    pub const UNREACHABLE: u8 = 5;
+    pub const SERVER: u8 = 6;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_has_the_contract_status_and_code() {
+        let table: Vec<(u16, &str)> = Error::all()
+            .iter()
+            .map(|e| (e.status(), e.code()))
+            .collect();
+        assert_eq!(
+            table,
+            vec![
+                (400, "invalid_request"),
+                (401, "invalid_token"),
+                (401, "invalid_credentials"),
+                (403, "forbidden"),
+                (404, "not_found"),
+                (405, "method_not_allowed"),
+                (413, "payload_too_large"),
+                (429, "too_many_requests"),
+                (500, "internal"),
+            ]
+        );
+    }
+
+    #[test]
+    fn internal_details_are_never_sent() {
+        let e = Error::Internal("secret detail".into());
+        assert!(!e.message().contains("secret"));
+    }
+
+    #[test]
+    fn reasons_use_the_contract_words() {
+        let words: Vec<&str> = [
+            Reason::Missing,
+            Reason::Unknown,
+            Reason::Expired,
+            Reason::Revoked,
+            Reason::Stale,
+        ]
+        .iter()
+        .map(|r| r.as_str())
+        .collect();
+        assert_eq!(words, ["missing", "unknown", "expired", "revoked", "stale"]);
+    }
+}

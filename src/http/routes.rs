@@ -1,0 +1,39 @@
+//! The whole HTTP surface on one screen: one match from (method, path) to a handler.
+
+use super::handlers as h;
+use super::request::{Method::*, Req};
+use super::response::Reply;
+use crate::app::App;
+use crate::error::Error;
+
+/// Routes a request; also names the endpoint for metrics and logs.
+pub fn route(app: &App, req: &Req) -> (&'static str, Result<Reply, Error>) {
+    let segments: Vec<&str> = req.path.split('/').skip(1).collect();
+    match (req.method, segments.as_slice()) {
+        (Post, ["api", "login"]) => ("login", h::login(app, req)),
+        (Post, ["api", "logout"]) => ("logout", h::logout(app, req)),
+        (Get, ["api", "userinfo"] | ["oauth", "userinfo"]) => ("userinfo", h::userinfo(app, req)),
+        (_, ["api", "validate"]) => ("validate", h::validate(app, req)),
+        (Post, ["api", "tokens"]) => ("tokens_create", h::create_token(app, req)),
+        (Get, ["api", "tokens"]) => ("tokens_list", h::list_tokens(app, req)),
+        (Post, ["api", "tokens", "current", "renew"]) => ("tokens_renew", h::renew_token(app, req)),
+        (Delete, ["api", "tokens", id]) => ("tokens_delete", h::delete_token(app, req, id)),
+        (Post, ["api", "sessions", "revoke-all"]) => ("revoke_all", h::revoke_all(app, req)),
+        (Post, ["oauth", "introspect"]) => ("introspect", h::introspect(app, req)),
+        (Post, ["oauth", "revoke"]) => ("oauth_revoke", h::oauth_revoke(app, req)),
+        (Get, ["openapi.json"]) => ("openapi", h::openapi()),
+        (Get, ["healthz"]) => ("healthz", h::healthz(app)),
+        (Get, ["metrics"]) => ("metrics", h::metrics(app)),
+        // Known paths, other methods.
+        (
+            _,
+            ["api", "login" | "logout" | "userinfo" | "tokens"]
+            | ["api", "tokens", _]
+            | ["api", "tokens", "current", "renew"]
+            | ["api", "sessions", "revoke-all"]
+            | ["oauth", "userinfo" | "introspect" | "revoke"]
+            | ["openapi.json" | "healthz" | "metrics"],
+        ) => ("other", Err(Error::MethodNotAllowed)),
+        _ => ("other", Err(Error::NotFound)),
+    }
+}

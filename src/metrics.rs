@@ -1,0 +1,207 @@
+//! Counters and a latency histogram, rendered as Prometheus text by `GET /metrics`.
+//!
+//! Everything is a relaxed atomic: a request adds to a few counters and never waits.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// The endpoints metrics are kept for (`other` for everything unrouted).
+pub const ENDPOINTS: &[&str] = &[
+    "login",
+    "logout",
+    "userinfo",
+    "validate",
+    "tokens_create",
+    "tokens_list",
+    "tokens_delete",
+    "tokens_renew",
+    "revoke_all",
+    "introspect",
+    "oauth_revoke",
+    "openapi",
+    "healthz",
+    "metrics",
+    "browser_login",
+    "browser_logout",
+    "other",
+];
+const CLASSES: &[&str] = &["2xx", "3xx", "4xx", "5xx"];
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+#[derive(Default)]
+pub struct Metrics {
+    requests: [[AtomicU64; 4]; 17],
+    latency_buckets: [AtomicU64; 12],
+    latency_count: AtomicU64,
+    latency_sum_us: AtomicU64,
+    pub session_extensions_written: AtomicU64,
+    pub session_extensions_skipped: AtomicU64,
+    pub pat_renewed: AtomicU64,
+    pub pat_renew_not_due: AtomicU64,
+    pub revocations: AtomicU64,
+    pub session_version_bumps: AtomicU64,
+    pub logins: AtomicU64,
+    pub login_failures: AtomicU64,
+    pub login_throttled: AtomicU64,
+    pub login_pool_rejected: AtomicU64,
+    pub purged_tokens: AtomicU64,
+}
+
+pub fn endpoint_index(name: &str) -> usize {
+    ENDPOINTS
+        .iter()
+        .position(|e| *e == name)
+        .unwrap_or(ENDPOINTS.len() - 1)
+}
+
+impl Metrics {
+    pub fn observe(&self, endpoint: usize, status: u16, micros: u64) {
+        let class = match status {
+            200..=299 => 0,
+            300..=399 => 1,
+            400..=499 => 2,
+            _ => 3,
+        };
+        if let Some(row) = self.requests.get(endpoint) {
+            row[class].fetch_add(1, Relaxed);
+        }
+        let secs = micros as f64 / 1e6;
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.latency_buckets[i].fetch_add(1, Relaxed);
+        }
+        self.latency_count.fetch_add(1, Relaxed);
+        self.latency_sum_us.fetch_add(micros, Relaxed);
+    }
+
+    /// Prometheus text exposition; `live` is (sessions, PATs) counted by the caller.
+    pub fn render(&self, live: Option<(i64, i64)>) -> String {
+        let mut out = String::with_capacity(4096);
+        let _ = writeln!(
+            out,
+            "# HELP appliance_requests_total HTTP requests by endpoint and status class."
+        );
+        let _ = writeln!(out, "# TYPE appliance_requests_total counter");
+        for (e, row) in ENDPOINTS.iter().zip(self.requests.iter()) {
+            for (c, n) in CLASSES.iter().zip(row.iter()) {
+                let _ = writeln!(
+                    out,
+                    "appliance_requests_total{{endpoint=\"{e}\",status=\"{c}\"}} {}",
+                    n.load(Relaxed)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP appliance_request_duration_seconds Time to answer a request."
+        );
+        let _ = writeln!(out, "# TYPE appliance_request_duration_seconds histogram");
+        let mut cumulative = 0;
+        for (b, n) in BUCKETS.iter().zip(self.latency_buckets.iter()) {
+            cumulative += n.load(Relaxed);
+            let _ = writeln!(
+                out,
+                "appliance_request_duration_seconds_bucket{{le=\"{b}\"}} {cumulative}"
+            );
+        }
+        let count = self.latency_count.load(Relaxed);
+        let _ = writeln!(
+            out,
+            "appliance_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "appliance_request_duration_seconds_sum {}",
+            self.latency_sum_us.load(Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "appliance_request_duration_seconds_count {count}");
+        let counters: [(&str, &str, &AtomicU64); 11] = [
+            (
+                "appliance_session_extensions_written_total",
+                "Sliding-window writes of a session's expiry.",
+                &self.session_extensions_written,
+            ),
+            (
+                "appliance_session_extensions_skipped_total",
+                "Sliding-window writes skipped because the stored expiry was close enough.",
+                &self.session_extensions_skipped,
+            ),
+            (
+                "appliance_pat_renewals_total",
+                "PAT renewals that extended the token.",
+                &self.pat_renewed,
+            ),
+            (
+                "appliance_pat_renewals_not_due_total",
+                "PAT renew calls that were not due.",
+                &self.pat_renew_not_due,
+            ),
+            (
+                "appliance_revocations_total",
+                "Tokens revoked (logout, DELETE, /oauth/revoke).",
+                &self.revocations,
+            ),
+            (
+                "appliance_session_version_bumps_total",
+                "Break-glass revocations through the API.",
+                &self.session_version_bumps,
+            ),
+            ("appliance_logins_total", "Successful logins.", &self.logins),
+            (
+                "appliance_login_failures_total",
+                "Failed logins (wrong username or password).",
+                &self.login_failures,
+            ),
+            (
+                "appliance_login_throttled_total",
+                "Login attempts refused by the failure limits.",
+                &self.login_throttled,
+            ),
+            (
+                "appliance_login_pool_rejected_total",
+                "Logins refused because the password-hashing queue was full.",
+                &self.login_pool_rejected,
+            ),
+            (
+                "appliance_purged_tokens_total",
+                "Rows of expired or revoked tokens deleted by the purge.",
+                &self.purged_tokens,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Relaxed)
+            );
+        }
+        if let Some((sessions, pats)) = live {
+            let _ = writeln!(out, "# HELP appliance_live_tokens Unexpired, unrevoked tokens.\n# TYPE appliance_live_tokens gauge");
+            let _ = writeln!(out, "appliance_live_tokens{{kind=\"session\"}} {sessions}");
+            let _ = writeln!(out, "appliance_live_tokens{{kind=\"pat\"}} {pats}");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_endpoint_has_a_row_and_unknown_names_count_as_other() {
+        let m = Metrics::default();
+        assert_eq!(m.requests.len(), ENDPOINTS.len());
+        assert_eq!(endpoint_index("nonsense"), endpoint_index("other"));
+        m.observe(endpoint_index("validate"), 200, 300);
+        m.observe(endpoint_index("validate"), 401, 2_000_000);
+        let text = m.render(Some((3, 1)));
+        assert!(text.contains("appliance_requests_total{endpoint=\"validate\",status=\"2xx\"} 1"));
+        assert!(text.contains("appliance_requests_total{endpoint=\"validate\",status=\"4xx\"} 1"));
+        assert!(text.contains("appliance_request_duration_seconds_bucket{le=\"0.0005\"} 1"));
+        assert!(text.contains("appliance_request_duration_seconds_count 2"));
+        assert!(text.contains("appliance_live_tokens{kind=\"session\"} 3"));
+    }
+}

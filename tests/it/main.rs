@@ -1,0 +1,6 @@
+//! Integration tests: each starts the real `appliance` binary on 127.0.0.1:0 against a
+//! temporary database and talks HTTP to it, or runs the CLI as a user would.
+
+mod support;
+
+mod api;
