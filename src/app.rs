@@ -330,3 +330,198 @@ pub fn issue(
         expires_at,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use crate::clock::FixedClock;
+    use clap::Parser;
+
+    const T0: i64 = 1_800_000_000_000;
+    const S: i64 = 1_000;
+    const DAY: i64 = 86_400_000;
+
+    struct Fixture {
+        app: App,
+        clock: Arc<FixedClock>,
+        _dir: tempfile::TempDir,
+    }
+
+    fn fixture(flags: &[&str]) -> Fixture {
+        let mut argv = vec!["appliance", "serve"];
+        argv.extend_from_slice(flags);
+        let Command::Serve(args) = Cli::parse_from(argv).command else {
+            unreachable!()
+        };
+        let config = Config::from_args(&args).unwrap();
+        let (store, dir) = crate::db::testing::store();
+        let clock = Arc::new(FixedClock::new(T0));
+        let phc = crate::auth::password::hash_password("password1").unwrap();
+        let audit = AuditEntry {
+            actor: "cli:t".into(),
+            action: "user.add",
+            target: "alice".into(),
+            detail: String::new(),
+        };
+        store
+            .create_user("usr_1", "alice", &phc, T0, &audit)
+            .unwrap();
+        let app = App {
+            throttle: Throttle::new(
+                config.login_max_failures_user,
+                config.login_max_failures_addr,
+            ),
+            passwords: PasswordPool::new(1, 4).unwrap(),
+            metrics: Metrics::default(),
+            clock: clock.clone(),
+            store,
+            config,
+        };
+        Fixture {
+            app,
+            clock,
+            _dir: dir,
+        }
+    }
+
+    const ADDR: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn each_use_slides_the_session_to_now_plus_the_window() {
+        let f = fixture(&["--session-window", "100s"]);
+        let (issued, _) = f.app.login("alice", "password1", ADDR).unwrap();
+        assert_eq!(issued.expires_at, Some(T0 + 100 * S));
+        f.clock.advance(50 * S);
+        let p = f.app.authenticate(&issued.token, Slide::Yes).unwrap();
+        assert_eq!(p.expires_at, Some(T0 + 150 * S));
+        f.clock.advance(99 * S);
+        let p = f.app.authenticate(&issued.token, Slide::Yes).unwrap();
+        assert_eq!(p.expires_at, Some(T0 + 249 * S));
+    }
+
+    #[test]
+    fn an_expired_session_stays_expired() {
+        let f = fixture(&["--session-window", "100s"]);
+        let (issued, _) = f.app.login("alice", "password1", ADDR).unwrap();
+        f.clock.advance(100 * S);
+        let err = f.app.authenticate(&issued.token, Slide::Yes).unwrap_err();
+        assert_eq!(err, Error::InvalidToken(Reason::Expired));
+        f.clock.set(T0);
+        // Even if the clock went back, nothing was written past the expiry.
+        let p = f.app.authenticate(&issued.token, Slide::No).unwrap();
+        assert_eq!(p.expires_at, Some(T0 + 100 * S));
+    }
+
+    #[test]
+    fn sliding_stops_at_the_absolute_lifetime() {
+        let f = fixture(&["--session-window", "1d", "--session-lifetime", "2d"]);
+        let (issued, _) = f.app.login("alice", "password1", ADDR).unwrap();
+        f.clock.advance(DAY * 9 / 10);
+        let p = f.app.authenticate(&issued.token, Slide::Yes).unwrap();
+        assert_eq!(p.expires_at, Some(T0 + DAY * 19 / 10));
+        f.clock.advance(DAY * 9 / 10);
+        let p = f.app.authenticate(&issued.token, Slide::Yes).unwrap();
+        assert_eq!(p.expires_at, Some(T0 + 2 * DAY));
+        f.clock.set(T0 + 2 * DAY);
+        assert_eq!(
+            f.app.authenticate(&issued.token, Slide::Yes).unwrap_err(),
+            Error::InvalidToken(Reason::Expired)
+        );
+    }
+
+    #[test]
+    fn a_busy_token_writes_once_per_coalescing_interval() {
+        // Window 1000 s: slack is 10 s.
+        let f = fixture(&["--session-window", "1000s"]);
+        let (issued, _) = f.app.login("alice", "password1", ADDR).unwrap();
+        for _ in 0..100 {
+            f.clock.advance(S);
+            let p = f.app.authenticate(&issued.token, Slide::Yes).unwrap();
+            // The answer is always the stored, enforced value.
+            let stored = f.app.store.token_expiry(&p.hash).unwrap().unwrap();
+            assert_eq!(p.expires_at, stored);
+        }
+        let written = f.app.metrics.session_extensions_written.load(Relaxed);
+        let skipped = f.app.metrics.session_extensions_skipped.load(Relaxed);
+        assert_eq!(written, 10);
+        assert_eq!(skipped, 90);
+    }
+
+    #[test]
+    fn a_version_bump_makes_older_tokens_stale_and_newer_ones_work() {
+        let f = fixture(&[]);
+        let (old, _) = f.app.login("alice", "password1", ADDR).unwrap();
+        let caller = f.app.authenticate(&old.token, Slide::No).unwrap();
+        assert_eq!(f.app.revoke_all(&caller).unwrap(), 2);
+        assert_eq!(
+            f.app.authenticate(&old.token, Slide::Yes).unwrap_err(),
+            Error::InvalidToken(Reason::Stale)
+        );
+        let (new, _) = f.app.login("alice", "password1", ADDR).unwrap();
+        assert_eq!(
+            f.app
+                .authenticate(&new.token, Slide::Yes)
+                .unwrap()
+                .record
+                .user_version,
+            2
+        );
+    }
+
+    #[test]
+    fn a_pat_is_renewed_only_inside_the_threshold() {
+        let f = fixture(&["--pat-lifetime", "10d", "--pat-renew-threshold", "3d"]);
+        let (session, _) = f.app.login("alice", "password1", ADDR).unwrap();
+        let caller = f.app.authenticate(&session.token, Slide::No).unwrap();
+        let pat = f.app.create_pat(&caller, "ci", None).unwrap();
+        assert_eq!(pat.expires_at, Some(T0 + 10 * DAY));
+        let p = f.app.authenticate(&pat.token, Slide::Yes).unwrap();
+        assert_eq!(f.app.renew_pat(&p).unwrap(), (false, Some(T0 + 10 * DAY)));
+        f.clock.advance(7 * DAY);
+        let p = f.app.authenticate(&pat.token, Slide::Yes).unwrap();
+        assert_eq!(f.app.renew_pat(&p).unwrap(), (true, Some(T0 + 17 * DAY)));
+        // PATs never slide.
+        f.clock.advance(DAY);
+        assert_eq!(
+            f.app
+                .authenticate(&pat.token, Slide::Yes)
+                .unwrap()
+                .expires_at,
+            Some(T0 + 17 * DAY)
+        );
+        // A PAT cannot mint PATs.
+        assert!(matches!(
+            f.app.create_pat(&p, "x", None),
+            Err(Error::Forbidden(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_users_and_wrong_passwords_get_the_same_answer_and_count() {
+        let f = fixture(&["--login-max-failures-user", "2"]);
+        assert_eq!(
+            f.app.login("alice", "wrong-pass", ADDR).err(),
+            Some(Error::InvalidCredentials)
+        );
+        assert_eq!(
+            f.app.login("nobody", "wrong-pass", ADDR).err(),
+            Some(Error::InvalidCredentials)
+        );
+        assert_eq!(
+            f.app.login("NOT A NAME", "x", ADDR).err(),
+            Some(Error::InvalidCredentials)
+        );
+        assert_eq!(
+            f.app.login("alice", "wrong-pass", ADDR).err(),
+            Some(Error::InvalidCredentials)
+        );
+        // At the limit: even the right password is refused without being checked.
+        assert!(matches!(
+            f.app.login("alice", "password1", ADDR),
+            Err(Error::TooManyRequests { .. })
+        ));
+        f.clock.advance(5 * 60 * S);
+        assert!(f.app.login("alice", "password1", ADDR).is_ok());
+    }
+}
