@@ -283,3 +283,13 @@ pub fn sqlite(db: &Path, sql: &str) -> Vec<Vec<Value>> {
         .unwrap();
     rows.map(Result::unwrap).collect()
 }
+
+impl Server {
+    /// Kills the server (SIGKILL) and hands back its directory and database, to restart on.
+    pub fn kill_and_keep(mut self) -> (tempfile::TempDir, PathBuf) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        (dir, self.db.clone())
+    }
+}
