@@ -140,6 +140,14 @@ pub struct ServeArgs {
         value_name = "DURATION"
     )]
     pub purge_after: String,
+    /// A connection that sends nothing (or takes nothing) for this long is dropped.
+    #[arg(
+        long,
+        env = "APPLIANCE_CLIENT_TIMEOUT",
+        default_value = "10s",
+        value_name = "DURATION"
+    )]
+    pub client_timeout: String,
     /// Leave `Secure` off the session cookie (plain-HTTP development only).
     #[arg(long, env = "APPLIANCE_INSECURE_COOKIES")]
     pub insecure_cookies: bool,

@@ -26,6 +26,7 @@ pub struct Config {
     pub workers: usize,
     pub login_workers: usize,
     pub purge_after_ms: i64,
+    pub client_timeout_ms: i64,
     pub insecure_cookies: bool,
     pub cookie_domain: Option<String>,
 }
@@ -69,6 +70,7 @@ impl Config {
                 None => cores.saturating_sub(1).max(1),
             },
             purge_after_ms: duration_flag("--purge-after", &a.purge_after)?,
+            client_timeout_ms: duration_flag("--client-timeout", &a.client_timeout)?,
             insecure_cookies: a.insecure_cookies,
             cookie_domain: a
                 .cookie_domain

@@ -53,7 +53,10 @@ pub fn run(args: &ServeArgs) -> u8 {
             return exit::REFUSED;
         }
     };
-    let listener = match crate::http::bind(&config.listen) {
+    let listener = match crate::http::bind(
+        &config.listen,
+        Duration::from_millis(config.client_timeout_ms as u64),
+    ) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("{e}");

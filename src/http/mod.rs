@@ -24,13 +24,16 @@ use response::Reply;
 /// The browser session cookie.
 pub const SESSION_COOKIE: &str = "appliance_session";
 
-/// A client must send each read's worth of bytes (and take our writes) within this, or
-/// its connection is dropped: a slow-loris cannot hold a connection thread forever.
-const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Binds the listening socket with read/write timeouts that accepted connections
 /// inherit (tiny_http has no timeout API of its own).
-pub fn bind(addr: &str) -> Result<TcpListener, String> {
+///
+/// A client must send each read's worth of bytes (and take our writes) within
+/// `timeout`, or its connection is dropped: a slow client cannot hold a connection
+/// thread forever.
+pub fn bind(addr: &str, timeout: Duration) -> Result<TcpListener, String> {
     let addr: SocketAddr = addr
         .to_socket_addrs()
         .map_err(|e| format!("--listen {addr}: {e}"))?
@@ -42,10 +45,10 @@ pub fn bind(addr: &str) -> Result<TcpListener, String> {
         .set_reuse_address(true)
         .map_err(|e| format!("cannot set SO_REUSEADDR: {e}"))?;
     socket
-        .set_read_timeout(Some(SOCKET_TIMEOUT))
+        .set_read_timeout(Some(timeout))
         .map_err(|e| format!("cannot set SO_RCVTIMEO: {e}"))?;
     socket
-        .set_write_timeout(Some(SOCKET_TIMEOUT))
+        .set_write_timeout(Some(timeout))
         .map_err(|e| format!("cannot set SO_SNDTIMEO: {e}"))?;
     socket
         .bind(&addr.into())
@@ -92,6 +95,18 @@ pub fn serve(app: Arc<App>, listener: TcpListener) -> Result<(), String> {
         eprintln!("received signal {sig}; finishing in-flight requests");
     }
     stopping.store(true, Ordering::SeqCst);
+    // In-flight requests get a few seconds; a client that stalls longer does not keep
+    // the process (PID 1 in a container) from stopping.
+    let _ = thread::Builder::new()
+        .name("shutdown-deadline".into())
+        .spawn(|| {
+            thread::sleep(SHUTDOWN_GRACE);
+            eprintln!(
+                "in-flight requests did not finish within {}s; exiting",
+                SHUTDOWN_GRACE.as_secs()
+            );
+            std::process::exit(0);
+        });
     // unblock() wakes one recv() per call: once per worker.
     for _ in 0..workers.len() {
         server.unblock();

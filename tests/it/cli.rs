@@ -16,7 +16,15 @@ fn help_lists_every_command() {
     let out = run(&["--help"], "");
     assert!(out.status.success());
     let text = stdout(&out);
-    for cmd in ["serve", "admin", "healthcheck", "login", "logout", "whoami", "agent"] {
+    for cmd in [
+        "serve",
+        "admin",
+        "healthcheck",
+        "login",
+        "logout",
+        "whoami",
+        "agent",
+    ] {
         assert!(text.contains(cmd), "--help lacks {cmd}: {text}");
     }
     let admin = stdout(&run(&["admin", "--help"], ""));
@@ -48,7 +56,12 @@ fn serve_refuses_nonsense_settings_with_exit_2() {
         assert!(!stderr(&out).trim().is_empty());
     }
     // Env variables are settings too.
-    let out = run_with(appliance().args(["serve", "--listen", "127.0.0.1:0", "--db", &db]).env("APPLIANCE_SESSION_WINDOW", "0d"), "");
+    let out = run_with(
+        appliance()
+            .args(["serve", "--listen", "127.0.0.1:0", "--db", &db])
+            .env("APPLIANCE_SESSION_WINDOW", "0d"),
+        "",
+    );
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -74,7 +87,11 @@ fn serve_reads_settings_from_the_environment() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
     assert!(line.starts_with("listening on http://127.0.0.1:"), "{line}");
     assert!(db.exists());
     child.kill().unwrap();
@@ -85,7 +102,20 @@ fn serve_reads_settings_from_the_environment() {
 fn admin_user_add_validates_and_refuses_duplicates() {
     let dir = tempfile::tempdir().unwrap();
     let db = db_in(&dir);
-    let add = |name: &str, pw: &str| run(&["admin", "user", "add", name, "--password-stdin", "--db", &db], &format!("{pw}\n"));
+    let add = |name: &str, pw: &str| {
+        run(
+            &[
+                "admin",
+                "user",
+                "add",
+                name,
+                "--password-stdin",
+                "--db",
+                &db,
+            ],
+            &format!("{pw}\n"),
+        )
+    };
     let ok = add("alice", PASSWORD);
     assert!(ok.status.success(), "{}", stderr(&ok));
     assert!(stdout(&ok).trim().starts_with("usr_"));
@@ -110,22 +140,105 @@ fn admin_user_add_validates_and_refuses_duplicates() {
 fn admin_token_create_prints_only_the_token_and_refuses_unknown_users() {
     let s = Server::start(&[]);
     s.add_user("alice");
-    let out = s.admin(&["token", "create", "--user", "alice", "--name", "agent"], "");
+    let out = s.admin(
+        &["token", "create", "--user", "alice", "--name", "agent"],
+        "",
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert_eq!(text.lines().count(), 1);
     let pat = text.trim();
     let r = get(&s.url("/api/userinfo"), Some(pat));
     assert_eq!(r.json["token_type"], "pat");
-    let never = s.admin(&["token", "create", "--user", "alice", "--name", "n", "--never-expires"], "");
-    assert_eq!(get(&s.url("/api/userinfo"), Some(stdout(&never).trim())).json["expires_at"], Value::Null);
-    let days = s.admin(&["token", "create", "--user", "alice", "--name", "n", "--expires-in-days", "3"], "");
-    assert!(days.status.success());
-    assert_eq!(s.admin(&["token", "create", "--user", "nobody", "--name", "n"], "").status.code(), Some(1));
-    assert_eq!(s.admin(&["token", "create", "--user", "alice", "--name", "n", "--expires-in-days", "0"], "").status.code(), Some(2));
-    assert_eq!(s.admin(&["token", "create", "--user", "alice", "--name", "n", "--expires-in", "soon"], "").status.code(), Some(2));
+    let never = s.admin(
+        &[
+            "token",
+            "create",
+            "--user",
+            "alice",
+            "--name",
+            "n",
+            "--never-expires",
+        ],
+        "",
+    );
     assert_eq!(
-        s.admin(&["token", "create", "--user", "alice", "--name", "n", "--never-expires", "--expires-in-days", "3"], "").status.code(),
+        get(&s.url("/api/userinfo"), Some(stdout(&never).trim())).json["expires_at"],
+        Value::Null
+    );
+    let days = s.admin(
+        &[
+            "token",
+            "create",
+            "--user",
+            "alice",
+            "--name",
+            "n",
+            "--expires-in-days",
+            "3",
+        ],
+        "",
+    );
+    assert!(days.status.success());
+    assert_eq!(
+        s.admin(&["token", "create", "--user", "nobody", "--name", "n"], "")
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        s.admin(
+            &[
+                "token",
+                "create",
+                "--user",
+                "alice",
+                "--name",
+                "n",
+                "--expires-in-days",
+                "0"
+            ],
+            ""
+        )
+        .status
+        .code(),
+        Some(2)
+    );
+    assert_eq!(
+        s.admin(
+            &[
+                "token",
+                "create",
+                "--user",
+                "alice",
+                "--name",
+                "n",
+                "--expires-in",
+                "soon"
+            ],
+            ""
+        )
+        .status
+        .code(),
+        Some(2)
+    );
+    assert_eq!(
+        s.admin(
+            &[
+                "token",
+                "create",
+                "--user",
+                "alice",
+                "--name",
+                "n",
+                "--never-expires",
+                "--expires-in-days",
+                "3"
+            ],
+            ""
+        )
+        .status
+        .code(),
         Some(2)
     );
 }
@@ -135,9 +248,18 @@ fn admin_revoke_refuses_unknown_tokens_and_users() {
     let s = Server::start(&[]);
     s.add_user("alice");
     let unknown = "aps_".to_string() + &"Q".repeat(43);
-    assert_eq!(s.admin(&["revoke", "--token", &unknown], "").status.code(), Some(1));
-    assert_eq!(s.admin(&["revoke", "--token", "garbage"], "").status.code(), Some(1));
-    assert_eq!(s.admin(&["revoke", "--user", "nobody"], "").status.code(), Some(1));
+    assert_eq!(
+        s.admin(&["revoke", "--token", &unknown], "").status.code(),
+        Some(1)
+    );
+    assert_eq!(
+        s.admin(&["revoke", "--token", "garbage"], "").status.code(),
+        Some(1)
+    );
+    assert_eq!(
+        s.admin(&["revoke", "--user", "nobody"], "").status.code(),
+        Some(1)
+    );
     assert_eq!(s.admin(&["revoke"], "").status.code(), Some(2));
 }
 
@@ -159,7 +281,11 @@ fn a_database_newer_than_the_binary_is_refused() {
 fn a_file_that_is_not_a_database_is_refused_with_a_sentence() {
     let dir = tempfile::tempdir().unwrap();
     let db = db_in(&dir);
-    std::fs::write(&db, "this is not sqlite, just text that is long enough to have a header..........").unwrap();
+    std::fs::write(
+        &db,
+        "this is not sqlite, just text that is long enough to have a header..........",
+    )
+    .unwrap();
     let out = run(&["admin", "user", "list", "--db", &db], "");
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("Cannot open"), "{}", stderr(&out));
@@ -186,11 +312,19 @@ fn a_killed_server_loses_no_acknowledged_token() {
                         .header("Authorization", auth)
                         .body(br#"{"name":"crash"}"#.to_vec())
                         .unwrap();
-                    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+                    let agent: ureq::Agent = ureq::Agent::config_builder()
+                        .http_status_as_error(false)
+                        .build()
+                        .into();
                     match agent.run(b) {
                         Ok(mut r) if r.status() == 201 => {
-                            let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
-                            acknowledged.lock().unwrap().push(v["token"].as_str().unwrap().to_string());
+                            let v: Value =
+                                serde_json::from_str(&r.body_mut().read_to_string().unwrap())
+                                    .unwrap();
+                            acknowledged
+                                .lock()
+                                .unwrap()
+                                .push(v["token"].as_str().unwrap().to_string());
                         }
                         _ => return,
                     }
@@ -198,10 +332,16 @@ fn a_killed_server_loses_no_acknowledged_token() {
             });
         }
         std::thread::sleep(Duration::from_millis(400));
-        Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+        Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
     });
     let tokens = acknowledged.into_inner().unwrap();
-    assert!(!tokens.is_empty(), "no write was acknowledged before the kill");
+    assert!(
+        !tokens.is_empty(),
+        "no write was acknowledged before the kill"
+    );
     let (dir, db) = s.kill_and_keep();
     let integrity = sqlite(&db, "PRAGMA integrity_check");
     assert_eq!(integrity[0][0], "ok");
