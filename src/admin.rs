@@ -12,7 +12,7 @@ use crate::auth::password::{hash_password, MIN_PASSWORD_LEN};
 use crate::auth::token::{self, Kind};
 use crate::auth::valid_username;
 use crate::cli::{
-    AdminCommand, RevokeArgs, TokenCommand, TokenCreateArgs, UserAddArgs, UserCommand,
+    AdminCommand, RevokeArgs, SeedArgs, TokenCommand, TokenCreateArgs, UserAddArgs, UserCommand,
 };
 use crate::clock::{rfc3339, Clock, SystemClock};
 use crate::config::parse_duration;
@@ -52,6 +52,7 @@ pub fn run(command: AdminCommand) -> u8 {
         AdminCommand::Revoke(a) => revoke(&a),
         AdminCommand::Audit(a) => open(&a.db.db).and_then(|s| audit(&s, a.json)),
         AdminCommand::Backup(a) => backup(&a.db.db, &a.path),
+        AdminCommand::Seed(a) => seed(&a),
     };
     match result {
         Ok(()) => exit::OK,
@@ -318,5 +319,25 @@ fn backup(db: &str, dest: &str) -> Outcome {
         .backup_to(Path::new(dest))
         .map_err(|e| refused(format!("Backup to {dest} failed: {e}.")))?;
     println!("Backed up {db} to {dest}.");
+    Ok(())
+}
+
+/// Not audited: a benchmark fixture, hidden from `--help`.
+fn seed(a: &SeedArgs) -> Outcome {
+    let store = open(&a.db.db)?;
+    let user = store
+        .user_by_username(&a.user)
+        .map_err(store_refusal)?
+        .ok_or_else(|| refused(format!("No user named '{}'.", a.user)))?;
+    let now = SystemClock.now_ms();
+    let window = std::env::var("APPLIANCE_SESSION_WINDOW").unwrap_or_else(|_| "30d".into());
+    let window_ms =
+        parse_duration(&window).map_err(|e| usage(format!("APPLIANCE_SESSION_WINDOW: {e}.")))?;
+    let tokens = store
+        .seed_sessions(&user.id, a.count, a.print, now, now + window_ms)
+        .map_err(store_refusal)?;
+    for t in tokens {
+        println!("{t}");
+    }
     Ok(())
 }

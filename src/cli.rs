@@ -174,6 +174,23 @@ pub enum AdminCommand {
     Audit(AuditArgs),
     /// Write a consistent copy of the live database to PATH.
     Backup(BackupArgs),
+    /// Benchmark helper: add COUNT live sessions for a user in one transaction and
+    /// print the first few tokens.
+    #[command(hide = true)]
+    Seed(SeedArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    #[arg(long, value_name = "USERNAME")]
+    pub user: String,
+    #[arg(long)]
+    pub count: u64,
+    /// How many of the new tokens to print.
+    #[arg(long, default_value = "1")]
+    pub print: u64,
+    #[command(flatten)]
+    pub db: DbArg,
 }
 
 #[derive(Debug, Subcommand)]

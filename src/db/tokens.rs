@@ -315,6 +315,51 @@ impl Store {
         .map_err(sql_err)
     }
 
+    /// Benchmark fixture: `count` sessions for one user in one transaction of prepared
+    /// inserts. Returns the first `keep` tokens (the rest are forgotten).
+    pub fn seed_sessions(
+        &self,
+        user_id: &str,
+        count: u64,
+        keep: u64,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_err)?;
+        let mut kept = Vec::new();
+        {
+            let mut stmt = tx
+                .prepare(
+                    "INSERT INTO tokens (token_hash, id, kind, user_id, prefix, created_at, expires_at, session_version)
+                     SELECT ?1, ?2, 'session', id, ?3, ?4, ?5, session_version FROM users WHERE id = ?6",
+                )
+                .map_err(sql_err)?;
+            for i in 0..count {
+                let minted = crate::auth::token::mint(Kind::Session)
+                    .map_err(|e| StoreError::Other(e.to_string()))?;
+                let id = crate::auth::token::random_id("tok_")
+                    .map_err(|e| StoreError::Other(e.to_string()))?;
+                stmt.execute(params![
+                    &minted.hash[..],
+                    id,
+                    minted.display_prefix,
+                    now,
+                    expires_at,
+                    user_id
+                ])
+                .map_err(sql_err)?;
+                if i < keep {
+                    kept.push(minted.token);
+                }
+            }
+        }
+        tx.commit().map_err(sql_err)?;
+        Ok(kept)
+    }
+
     /// Live (unexpired, unrevoked) sessions and PATs, for the metrics gauges.
     pub fn count_live_tokens(&self, now: i64) -> Result<(i64, i64), StoreError> {
         let conn = self.conn()?;

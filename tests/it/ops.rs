@@ -343,7 +343,11 @@ fn serves_as_a_non_root_user_on_a_fresh_data_directory() {
         .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
     let mut cmd = if is_root {
         // 65534 is `nobody`: give it the directory, as the image does for its user.
-        assert!(Command::new("chown").args(["65534:65534", data.path().to_str().unwrap()]).status().unwrap().success());
+        assert!(Command::new("chown")
+            .args(["65534:65534", data.path().to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success());
         let mut c = Command::new("setpriv");
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
         c
@@ -361,7 +365,11 @@ fn serves_as_a_non_root_user_on_a_fresh_data_directory() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
     assert!(line.starts_with("listening on http://0.0.0.0:"), "{line:?}");
     let port: u16 = line.trim().rsplit(':').next().unwrap().parse().unwrap();
     let r = get(&format!("http://127.0.0.1:{port}/healthz"), None);
