@@ -17,7 +17,7 @@ use crate::cli::{
 use crate::clock::{rfc3339, Clock, SystemClock};
 use crate::config::parse_duration;
 use crate::db::tokens::RevokeOutcome;
-use crate::db::{AuditEntry, Store, StoreError};
+use crate::db::{AuditEntry, Store, StoreError, User};
 use crate::error::exit;
 
 /// A refusal: the exit code and the sentence for stderr.
@@ -98,6 +98,13 @@ fn os_user_from_uid() -> Option<String> {
         (f.nth(1)? == uid).then(|| name.to_string())
     });
     Some(name.unwrap_or(format!("uid{uid}")))
+}
+
+fn existing_user(store: &Store, username: &str) -> Result<User, Refusal> {
+    store
+        .user_by_username(username)
+        .map_err(store_refusal)?
+        .ok_or_else(|| refused(format!("No user named '{username}'.")))
 }
 
 fn entry(action: &'static str, target: &str, detail: String) -> AuditEntry {
@@ -213,10 +220,7 @@ fn token_create(a: &TokenCreateArgs) -> Outcome {
         }
     };
     let store = open(&a.db.db)?;
-    let user = store
-        .user_by_username(&a.user)
-        .map_err(store_refusal)?
-        .ok_or_else(|| refused(format!("No user named '{}'.", a.user)))?;
+    let user = existing_user(&store, &a.user)?;
     let now = SystemClock.now_ms();
     let audit = entry(
         "token.create",
@@ -241,10 +245,7 @@ fn revoke(a: &RevokeArgs) -> Outcome {
     let store = open(&a.db.db)?;
     let now = SystemClock.now_ms();
     if let Some(username) = &a.user {
-        let user = store
-            .user_by_username(username)
-            .map_err(store_refusal)?
-            .ok_or_else(|| refused(format!("No user named '{username}'.")))?;
+        let user = existing_user(&store, username)?;
         let version = store
             .bump_session_version(
                 &user.id,
@@ -325,10 +326,7 @@ fn backup(db: &str, dest: &str) -> Outcome {
 /// Not audited: a benchmark fixture, hidden from `--help`.
 fn seed(a: &SeedArgs) -> Outcome {
     let store = open(&a.db.db)?;
-    let user = store
-        .user_by_username(&a.user)
-        .map_err(store_refusal)?
-        .ok_or_else(|| refused(format!("No user named '{}'.", a.user)))?;
+    let user = existing_user(&store, &a.user)?;
     let now = SystemClock.now_ms();
     let window = std::env::var("APPLIANCE_SESSION_WINDOW").unwrap_or_else(|_| "30d".into());
     let window_ms =

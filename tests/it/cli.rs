@@ -140,107 +140,31 @@ fn admin_user_add_validates_and_refuses_duplicates() {
 fn admin_token_create_prints_only_the_token_and_refuses_unknown_users() {
     let s = Server::start(&[]);
     s.add_user("alice");
-    let out = s.admin(
-        &["token", "create", "--user", "alice", "--name", "agent"],
-        "",
-    );
+    // `admin token create --user alice --name n EXTRA…`
+    let create = |extra: &[&str]| {
+        let mut args = vec!["token", "create", "--user", "alice", "--name", "n"];
+        args.extend_from_slice(extra);
+        s.admin(&args, "")
+    };
+    let out = create(&[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert_eq!(text.lines().count(), 1);
-    let pat = text.trim();
-    let r = get(&s.url("/api/userinfo"), Some(pat));
+    let r = get(&s.url("/api/userinfo"), Some(text.trim()));
     assert_eq!(r.json["token_type"], "pat");
-    let never = s.admin(
-        &[
-            "token",
-            "create",
-            "--user",
-            "alice",
-            "--name",
-            "n",
-            "--never-expires",
-        ],
-        "",
-    );
-    assert_eq!(
-        get(&s.url("/api/userinfo"), Some(stdout(&never).trim())).json["expires_at"],
-        Value::Null
-    );
-    let days = s.admin(
-        &[
-            "token",
-            "create",
-            "--user",
-            "alice",
-            "--name",
-            "n",
-            "--expires-in-days",
-            "3",
-        ],
-        "",
-    );
-    assert!(days.status.success());
-    assert_eq!(
-        s.admin(&["token", "create", "--user", "nobody", "--name", "n"], "")
-            .status
-            .code(),
-        Some(1)
-    );
-    assert_eq!(
-        s.admin(
-            &[
-                "token",
-                "create",
-                "--user",
-                "alice",
-                "--name",
-                "n",
-                "--expires-in-days",
-                "0"
-            ],
-            ""
-        )
-        .status
-        .code(),
-        Some(2)
-    );
-    assert_eq!(
-        s.admin(
-            &[
-                "token",
-                "create",
-                "--user",
-                "alice",
-                "--name",
-                "n",
-                "--expires-in",
-                "soon"
-            ],
-            ""
-        )
-        .status
-        .code(),
-        Some(2)
-    );
-    assert_eq!(
-        s.admin(
-            &[
-                "token",
-                "create",
-                "--user",
-                "alice",
-                "--name",
-                "n",
-                "--never-expires",
-                "--expires-in-days",
-                "3"
-            ],
-            ""
-        )
-        .status
-        .code(),
-        Some(2)
-    );
+    let never = create(&["--never-expires"]);
+    let r = get(&s.url("/api/userinfo"), Some(stdout(&never).trim()));
+    assert_eq!(r.json["expires_at"], Value::Null);
+    assert!(create(&["--expires-in-days", "3"]).status.success());
+    let unknown = s.admin(&["token", "create", "--user", "nobody", "--name", "n"], "");
+    assert_eq!(unknown.status.code(), Some(1));
+    for bad in [
+        &["--expires-in-days", "0"][..],
+        &["--expires-in", "soon"],
+        &["--never-expires", "--expires-in-days", "3"],
+    ] {
+        assert_eq!(create(bad).status.code(), Some(2), "{bad:?}");
+    }
 }
 
 #[test]
