@@ -126,7 +126,7 @@ pub struct ServeArgs {
         value_name = "LIST"
     )]
     pub trusted_proxies: String,
-    /// HTTP worker threads (default: 4 per core, at least 8).
+    /// HTTP worker threads (default: 4 per core, at least 8, plus one per login that may wait for hashing).
     #[arg(long, env = "APPLIANCE_WORKERS", value_name = "N")]
     pub workers: Option<String>,
     /// Threads that hash passwords with Argon2id (default: cores - 1, at least 1).

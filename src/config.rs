@@ -25,6 +25,8 @@ pub struct Config {
     pub trusted_proxies: Vec<Cidr>,
     pub workers: usize,
     pub login_workers: usize,
+    /// Logins that may wait for a hashing thread; more get 429.
+    pub login_queue: usize,
     pub purge_after_ms: i64,
     pub client_timeout_ms: i64,
     pub insecure_cookies: bool,
@@ -40,6 +42,21 @@ impl Config {
 
     pub fn from_args(a: &ServeArgs) -> Result<Config, String> {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let login_workers = match &a.login_workers {
+            Some(s) => count_flag("--login-workers", s, 1, 256)? as usize,
+            None => cores.saturating_sub(1).max(1),
+        };
+        // Logins waiting for a hashing thread hold an HTTP worker each; by default the
+        // workers are sized so that 4 per core (at least 8) always stay free to
+        // validate tokens, whatever a login storm does.
+        let login_queue = (8 * login_workers).max(16);
+        let (workers, login_queue) = match &a.workers {
+            Some(s) => {
+                let w = count_flag("--workers", s, 1, 4096)? as usize;
+                (w, login_queue.min(w / 2).max(1))
+            }
+            None => ((4 * cores).max(8) + login_workers + login_queue, login_queue),
+        };
         let config = Config {
             listen: a.listen.clone(),
             db: a.db.db.clone(),
@@ -61,14 +78,9 @@ impl Config {
                 1_000_000,
             )? as u32,
             trusted_proxies: parse_cidrs(&a.trusted_proxies)?,
-            workers: match &a.workers {
-                Some(s) => count_flag("--workers", s, 1, 1024)? as usize,
-                None => (4 * cores).max(8),
-            },
-            login_workers: match &a.login_workers {
-                Some(s) => count_flag("--login-workers", s, 1, 256)? as usize,
-                None => cores.saturating_sub(1).max(1),
-            },
+            workers,
+            login_workers,
+            login_queue,
             purge_after_ms: duration_flag("--purge-after", &a.purge_after)?,
             client_timeout_ms: duration_flag("--client-timeout", &a.client_timeout)?,
             insecure_cookies: a.insecure_cookies,

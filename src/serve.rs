@@ -44,9 +44,9 @@ pub fn run(args: &ServeArgs) -> u8 {
             config.db
         );
     }
-    // Logins waiting for a hashing thread are bounded to half the HTTP workers, so a
-    // login storm can never occupy every worker that validates tokens.
-    let passwords = match PasswordPool::new(config.login_workers, (config.workers / 2).max(1)) {
+    // Logins waiting for a hashing thread are bounded (see Config), so a login storm
+    // can never occupy every worker that validates tokens.
+    let passwords = match PasswordPool::new(config.login_workers, config.login_queue) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{e}");
