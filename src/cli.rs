@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server on the SQLite database.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Operate on the database directly (safe while `serve` runs).
     Admin {
         #[command(subcommand)]
