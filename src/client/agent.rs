@@ -37,23 +37,15 @@ pub fn run(args: &AgentArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    let creds = match store.load() {
+    let mut creds = match load_pat(&store) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("ERROR {e}");
-            return e.exit_code();
+        Err((code, message)) => {
+            eprintln!("ERROR {message}");
+            return code;
         }
     };
-    if !creds.token.starts_with("apt_") {
-        eprintln!(
-            "ERROR the agent needs a personal access token, but the stored credentials are a session; store a PAT with `appliance login --server-url={} --token-stdin`",
-            creds.server_urls.join(",")
-        );
-        return exit::REFUSED;
-    }
-    let client = Client::new(creds.server_urls.clone());
     if args.once {
-        return renew(&client, &creds).exit_code();
+        return renew(&creds).exit_code();
     }
     let stop = match stop_signals() {
         Ok(rx) => rx,
@@ -64,7 +56,7 @@ pub fn run(args: &AgentArgs) -> u8 {
     };
     let mut failures: u32 = 0;
     loop {
-        let wait = match renew(&client, &creds) {
+        let wait = match renew(&creds) {
             Outcome::Retry(_) => {
                 let wait = retry_delay(failures, interval);
                 failures = failures.saturating_add(1);
@@ -77,13 +69,34 @@ pub fn run(args: &AgentArgs) -> u8 {
             }
         };
         match stop.recv_timeout(wait) {
-            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(RecvTimeoutError::Disconnected) => {
                 eprintln!("INFO stopping");
                 return exit::OK;
             }
         }
+        // A PAT stored since (`appliance login --token-stdin`) is picked up without a
+        // restart; a broken file does not stop the renewals of the one already held.
+        match load_pat(&store) {
+            Ok(fresh) => creds = fresh,
+            Err((_, message)) => eprintln!("WARN {message}; renewing the token loaded before"),
+        }
     }
+}
+
+/// The stored credentials, when they hold a PAT; else the exit code and why.
+fn load_pat(store: &Store) -> Result<Credentials, (u8, String)> {
+    let creds = store.load().map_err(|e| (e.exit_code(), e.to_string()))?;
+    if !creds.token.starts_with("apt_") {
+        return Err((
+            exit::REFUSED,
+            format!(
+                "the agent needs a personal access token, but the stored credentials are a session; store a PAT with `appliance login --server-url={} --token-stdin`",
+                creds.server_urls.join(",")
+            ),
+        ));
+    }
+    Ok(creds)
 }
 
 /// What one renewal attempt means for the loop.
@@ -106,7 +119,8 @@ impl Outcome {
 }
 
 /// One renewal; logs its line.
-fn renew(client: &Client, creds: &Credentials) -> Outcome {
+fn renew(creds: &Credentials) -> Outcome {
+    let client = Client::new(creds.server_urls.clone());
     match client.send(
         "POST",
         "/api/tokens/current/renew",
@@ -125,19 +139,15 @@ fn renew(client: &Client, creds: &Credentials) -> Outcome {
         }
         Err(failure) => {
             let class = classify(&failure);
+            let raw = failure.raw();
             match class {
                 Class::Auth => eprintln!(
-                    "WARN {} refused the token ({}): it is revoked or expired; run `appliance login --server-url={} --token-stdin` with a new PAT",
+                    "WARN the token is revoked or expired ({} answered {raw}); store a new PAT with `appliance login --server-url={} --token-stdin`",
                     failure.url(),
-                    failure.raw(),
                     creds.server_urls.join(",")
                 ),
-                Class::Network | Class::Server => {
-                    eprintln!("WARN renewal failed: {}", failure.raw())
-                }
-                Class::Forbidden | Class::Other => {
-                    eprintln!("WARN renewal refused: {}", failure.raw())
-                }
+                Class::Network | Class::Server => eprintln!("WARN renewal failed: {raw}"),
+                Class::Forbidden | Class::Other => eprintln!("WARN renewal refused: {raw}"),
             }
             match class {
                 Class::Network | Class::Server => Outcome::Retry(class),

@@ -193,9 +193,10 @@ fn logout_inner() -> Outcome {
             }
         }
         Err(LoadError::Missing(_)) => {}
-        Err(e @ LoadError::Invalid(..)) => {
-            eprintln!("{e} Removing them without revoking anything on the server.")
-        }
+        Err(LoadError::Invalid(path, why)) => eprintln!(
+            "The credentials at {} cannot be used ({why}); removing them without revoking anything on the server.",
+            path.display()
+        ),
     }
     if store.remove().map_err(|e| Exit(exit::REFUSED, e))? {
         println!("Logged out.");

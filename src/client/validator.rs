@@ -4,6 +4,18 @@
 //! The cache trades at most one TTL of revocation delay for not asking the server on
 //! every request; a break-glass bump seen through any token of a user invalidates that
 //! user's older cached answers at once.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use appliance::client::{ValidateError, Validator};
+//!
+//! let validator = Validator::new("http://127.0.0.1:8080").ttl(Duration::from_secs(30));
+//! match validator.validate("aps_...") {
+//!     Ok(who) => println!("request from {} ({})", who.username, who.sub),
+//!     Err(ValidateError::Transient(e)) => eprintln!("refused for now, server away: {e}"),
+//!     Err(e) => eprintln!("refused: {e}"),
+//! }
+//! ```
 
 use std::collections::HashMap;
 use std::fmt;

@@ -521,6 +521,18 @@ fn logout_without_a_server_still_removes_the_credentials() {
     assert!(!c.path().exists());
 }
 
+#[test]
+fn logout_removes_corrupt_credentials() {
+    let c = Config::new();
+    std::fs::create_dir_all(&c.dir).unwrap();
+    std::fs::write(c.path(), "{oops").unwrap();
+    let out = c.run(&["logout"], "");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("cannot be used"), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "Logged out.\n");
+    assert!(!c.path().exists());
+}
+
 // ---- agent ----
 
 #[test]
@@ -589,6 +601,40 @@ fn agent_on_a_revoked_pat_warns_and_keeps_running() {
     child.wait().unwrap();
     let out = c.run(&["agent", "--once"], "");
     assert_eq!(out.status.code(), Some(3));
+}
+
+#[test]
+fn agent_picks_up_a_new_pat_without_a_restart() {
+    let s = Server::start(&[]);
+    let old = pat_for_alice(&s, r#"{"name":"old"}"#);
+    let c = Config::new();
+    assert!(c.login_token(&s.base, &old).status.success());
+    assert!(s
+        .admin(&["revoke", "--token", "-"], &format!("{old}\n"))
+        .status
+        .success());
+    let (mut child, lines) = c.spawn_agent(&["--interval", "1s"]);
+    let line = lines.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert!(
+        line.starts_with("WARN the token is revoked or expired"),
+        "{line}"
+    );
+    let session = s.login("alice");
+    let new = s.pat(&session, r#"{"name":"new"}"#).json["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(c.login_token(&s.base, &new).status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut renewed = false;
+    while Instant::now() < deadline && !renewed {
+        if let Ok(line) = lines.recv_timeout(Duration::from_secs(5)) {
+            renewed = line.starts_with("INFO not due, expires_at=");
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(renewed, "the agent renewed the newly stored PAT");
 }
 
 #[test]
