@@ -225,7 +225,7 @@ impl Validator {
         let key = token_key(token);
         let now = self.clock.now_ms();
         if let Some(hit) = self.cache.get(&key) {
-            if self.is_fresh(hit.fetched_at_ms, now) {
+            if self.is_fresh(hit.fetched_at_ms, now) && !has_expired(&hit.identity, now) {
                 let newer = self
                     .cache
                     .user_version(&hit.identity.sub)
@@ -289,6 +289,16 @@ fn refusal(f: Failure) -> ValidateError {
     }
 }
 
+/// A cached answer is not trusted past the token's own expiry, even within the TTL.
+fn has_expired(identity: &Identity, now: i64) -> bool {
+    match &identity.expires_at {
+        None => false,
+        Some(t) => chrono::DateTime::parse_from_rfc3339(t)
+            // An expiry that does not parse cannot vouch for the token: ask again.
+            .map_or(true, |at| at.timestamp_millis() <= now),
+    }
+}
+
 fn invalid(reason: &str) -> ValidateError {
     ValidateError::Invalid {
         reason: reason.to_string(),
@@ -341,6 +351,36 @@ mod tests {
         assert_eq!(server.hits(), 1);
         // Another token is another entry.
         v.validate("aps_two").unwrap();
+        assert_eq!(server.hits(), 2);
+    }
+
+    #[test]
+    fn validators_can_be_shared_between_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Validator>();
+        shareable::<MemoryCache>();
+    }
+
+    #[test]
+    fn a_cached_answer_is_not_used_past_the_token_expiry() {
+        let expires = crate::clock::rfc3339(T0 + 30_000);
+        let server = FakeServer::start(200, &body(1).replace("2026-12-01T00:00:00Z", &expires));
+        let (v, clock) = setup(&server);
+        v.validate("aps_one").unwrap();
+        clock.advance(29_000);
+        v.validate("aps_one").unwrap();
+        assert_eq!(server.hits(), 1);
+        clock.advance(1_000);
+        server.set(
+            401,
+            r#"{"error":"invalid_token","message":"expired","reason":"expired"}"#,
+        );
+        assert_eq!(
+            v.validate("aps_one"),
+            Err(ValidateError::Invalid {
+                reason: "expired".into()
+            })
+        );
         assert_eq!(server.hits(), 2);
     }
 

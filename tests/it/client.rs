@@ -127,6 +127,27 @@ fn pat_for_alice(s: &Server, body: &str) -> String {
     r.json["token"].as_str().unwrap().to_string()
 }
 
+/// Stored credentials holding alice's PAT, revoked on the server since; and the PAT.
+fn revoked_pat_stored(s: &Server) -> (Config, String) {
+    let pat = pat_for_alice(s, r#"{"name":"agent"}"#);
+    let c = Config::new();
+    assert!(c.login_token(&s.base, &pat).status.success());
+    let out = s.admin(&["revoke", "--token", "-"], &format!("{pat}\n"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    (c, pat)
+}
+
+/// The agent has not exited on its own; then it is stopped.
+fn assert_running_then_kill(child: &mut Child) {
+    assert_eq!(
+        wait_exit(child, Duration::from_millis(500)),
+        None,
+        "still running"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 // ---- login ----
 
 #[test]
@@ -577,13 +598,7 @@ fn agent_refuses_a_session_token() {
 #[test]
 fn agent_on_a_revoked_pat_warns_and_keeps_running() {
     let s = Server::start(&[]);
-    let pat = pat_for_alice(&s, r#"{"name":"agent"}"#);
-    let c = Config::new();
-    assert!(c.login_token(&s.base, &pat).status.success());
-    assert!(s
-        .admin(&["revoke", "--token", "-"], &format!("{pat}\n"))
-        .status
-        .success());
+    let (c, pat) = revoked_pat_stored(&s);
     let (mut child, lines) = c.spawn_agent(&["--interval", "1h"]);
     let line = lines.recv_timeout(Duration::from_secs(20)).unwrap();
     assert!(line.starts_with("WARN "), "{line}");
@@ -592,13 +607,7 @@ fn agent_on_a_revoked_pat_warns_and_keeps_running() {
         "{line}"
     );
     assert!(!line.contains(&pat));
-    assert_eq!(
-        wait_exit(&mut child, Duration::from_millis(500)),
-        None,
-        "still running"
-    );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    assert_running_then_kill(&mut child);
     let out = c.run(&["agent", "--once"], "");
     assert_eq!(out.status.code(), Some(3));
 }
@@ -606,13 +615,7 @@ fn agent_on_a_revoked_pat_warns_and_keeps_running() {
 #[test]
 fn agent_picks_up_a_new_pat_without_a_restart() {
     let s = Server::start(&[]);
-    let old = pat_for_alice(&s, r#"{"name":"old"}"#);
-    let c = Config::new();
-    assert!(c.login_token(&s.base, &old).status.success());
-    assert!(s
-        .admin(&["revoke", "--token", "-"], &format!("{old}\n"))
-        .status
-        .success());
+    let (c, _) = revoked_pat_stored(&s);
     let (mut child, lines) = c.spawn_agent(&["--interval", "1s"]);
     let line = lines.recv_timeout(Duration::from_secs(20)).unwrap();
     assert!(
@@ -650,13 +653,7 @@ fn agent_retries_server_errors_without_exiting() {
     );
     let second = lines.recv_timeout(Duration::from_secs(5)).unwrap();
     assert_eq!(second, "INFO retrying in 30s");
-    assert_eq!(
-        wait_exit(&mut child, Duration::from_millis(500)),
-        None,
-        "still running"
-    );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    assert_running_then_kill(&mut child);
     assert_eq!(broken.hits(), 1);
     assert_eq!(c.run(&["agent", "--once"], "").status.code(), Some(6));
     c.write(&[&dead_url()], "apt_x");
