@@ -79,7 +79,7 @@ pub fn run(args: &AgentArgs) -> u8 {
         // restart; a broken file does not stop the renewals of the one already held.
         match load_pat(&store) {
             Ok(fresh) => creds = fresh,
-            Err((_, message)) => eprintln!("WARN {message}; renewing the token loaded before"),
+            Err((_, message)) => eprintln!("WARN {message} Renewing the token loaded before."),
         }
     }
 }
@@ -91,7 +91,7 @@ fn load_pat(store: &Store) -> Result<Credentials, (u8, String)> {
         return Err((
             exit::REFUSED,
             format!(
-                "the agent needs a personal access token, but the stored credentials are a session; store a PAT with `appliance login --server-url={} --token-stdin`",
+                "The agent needs a personal access token (apt_…), but the stored token is not one; store a PAT with `appliance login --server-url={} --token-stdin`.",
                 creds.server_urls.join(",")
             ),
         ));
@@ -128,8 +128,17 @@ fn renew(creds: &Credentials) -> Outcome {
         None,
     ) {
         Ok(answer) => {
-            let renewed = answer.json["renewed"].as_bool().unwrap_or(false);
-            let expires_at = answer.json["expires_at"].as_str().unwrap_or("");
+            let (Some(renewed), Some(expires_at)) = (
+                answer.json["renewed"].as_bool(),
+                answer.json["expires_at"].as_str(),
+            ) else {
+                // A proxy or another service answering 200: nothing was renewed.
+                eprintln!(
+                    "WARN renewal failed: {} answered without a renewal result",
+                    answer.url
+                );
+                return Outcome::Retry(Class::Other);
+            };
             match (renewed, expires_at) {
                 (true, _) => eprintln!("INFO renewed, expires_at={expires_at}"),
                 (false, "") => eprintln!("INFO not due, the token never expires"),

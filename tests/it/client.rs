@@ -661,6 +661,22 @@ fn agent_retries_server_errors_without_exiting() {
 }
 
 #[test]
+fn agent_does_not_mistake_another_service_for_a_renewal() {
+    let other = FakeServer::answering(200, "{}");
+    let c = Config::new();
+    c.write(&[&other.url], "apt_x");
+    let out = c.run(&["agent", "--once"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "WARN renewal failed: {} answered without a renewal result\n",
+            other.url
+        )
+    );
+}
+
+#[test]
 fn agent_stops_cleanly_on_sigterm() {
     let s = Server::start(&[]);
     let pat = pat_for_alice(&s, r#"{"name":"agent"}"#);
