@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::advice::{advise, Failure};
 use super::credentials::{Credentials, LoadError, Store};
-use super::http::{parse_server_urls, Client};
+use super::http::{parse_server_urls, Answer, Client};
 use crate::admin::read_secret;
 use crate::cli::{AgentArgs, HealthcheckArgs, LoginArgs};
 use crate::error::exit;
@@ -38,9 +38,7 @@ fn store() -> Result<Store, Exit> {
 }
 
 fn load(store: &Store) -> Result<Credentials, Exit> {
-    store
-        .load()
-        .map_err(|e: LoadError| Exit(e.exit_code(), e.to_string()))
+    store.load().map_err(|e| Exit(e.exit_code(), e.to_string()))
 }
 
 fn text_field(answer: &Value, name: &str) -> Option<String> {
@@ -83,45 +81,16 @@ pub fn login(args: &LoginArgs) -> u8 {
     finish(login_inner(args))
 }
 
+/// Where login failures point the user for the server URL.
+const LOGIN_URLS_FROM: &str = "the --server-url flag";
+
 fn login_inner(args: &LoginArgs) -> Outcome {
     let urls = parse_server_urls(&args.server_url).map_err(|e| Exit(exit::USAGE, e))?;
     let store = store()?;
     let client = Client::new(urls.clone());
-    let urls_from = "the --server-url flag";
     let (answer, username, token) = match &args.username {
-        Some(username) if !args.token_stdin => {
-            let password =
-                read_secret(args.password_stdin, "Password: ").map_err(|e| Exit(exit::USAGE, e))?;
-            let body = json!({"username": username, "password": password});
-            let answer = client
-                .send("POST", "/api/login", None, Some(&body))
-                .map_err(|f| login_refused(&f).unwrap_or_else(|| advised(&f, urls_from)))?;
-            let token =
-                text_field(&answer.json, "token").ok_or_else(|| not_appliance(&answer.url))?;
-            let name = answer
-                .json
-                .pointer("/user/username")
-                .and_then(Value::as_str)
-                .unwrap_or(username)
-                .to_string();
-            (answer, name, token)
-        }
-        _ => {
-            let token = read_secret(false, "Token: ").map_err(|e| Exit(exit::USAGE, e))?;
-            let token = token.trim().to_string();
-            if token.is_empty() {
-                return Err(Exit(
-                    exit::USAGE,
-                    "No token was given on standard input.".to_string(),
-                ));
-            }
-            let answer = client
-                .send("GET", "/api/userinfo", Some(&token), None)
-                .map_err(|f| advised(&f, urls_from))?;
-            let name =
-                text_field(&answer.json, "username").ok_or_else(|| not_appliance(&answer.url))?;
-            (answer, name, token)
-        }
+        Some(username) if !args.token_stdin => password_login(&client, username, args)?,
+        _ => token_login(&client)?,
     };
     store
         .save(&Credentials {
@@ -132,6 +101,45 @@ fn login_inner(args: &LoginArgs) -> Outcome {
         .map_err(|e| Exit(exit::REFUSED, e))?;
     println!("Logged in to {} as {username}.", answer.url);
     Ok(())
+}
+
+/// POST /api/login; returns the answer, the username and the new session token.
+fn password_login(
+    client: &Client,
+    username: &str,
+    args: &LoginArgs,
+) -> Result<(Answer, String, String), Exit> {
+    let password =
+        read_secret(args.password_stdin, "Password: ").map_err(|e| Exit(exit::USAGE, e))?;
+    let body = json!({"username": username, "password": password});
+    let answer = client
+        .send("POST", "/api/login", None, Some(&body))
+        .map_err(|f| login_refused(&f).unwrap_or_else(|| advised(&f, LOGIN_URLS_FROM)))?;
+    let token = text_field(&answer.json, "token").ok_or_else(|| not_appliance(&answer.url))?;
+    let name = answer
+        .json
+        .pointer("/user/username")
+        .and_then(Value::as_str)
+        .unwrap_or(username)
+        .to_string();
+    Ok((answer, name, token))
+}
+
+/// A token from stdin, checked with GET /api/userinfo before anything is stored.
+fn token_login(client: &Client) -> Result<(Answer, String, String), Exit> {
+    let token = read_secret(false, "Token: ").map_err(|e| Exit(exit::USAGE, e))?;
+    let token = token.trim().to_string();
+    if token.is_empty() {
+        return Err(Exit(
+            exit::USAGE,
+            "No token was given on standard input.".to_string(),
+        ));
+    }
+    let answer = client
+        .send("GET", "/api/userinfo", Some(&token), None)
+        .map_err(|f| advised(&f, LOGIN_URLS_FROM))?;
+    let name = text_field(&answer.json, "username").ok_or_else(|| not_appliance(&answer.url))?;
+    Ok((answer, name, token))
 }
 
 /// A wrong password is not an expired session: say so instead of the session advice.
