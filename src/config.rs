@@ -55,7 +55,10 @@ impl Config {
                 let w = count_flag("--workers", s, 1, 4096)? as usize;
                 (w, login_queue.min(w / 2).max(1))
             }
-            None => ((4 * cores).max(8) + login_workers + login_queue, login_queue),
+            None => (
+                (4 * cores).max(8) + login_workers + login_queue,
+                login_queue,
+            ),
         };
         let config = Config {
             listen: a.listen.clone(),

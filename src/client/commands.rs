@@ -1,24 +1,231 @@
-//! The client commands of the CLI (in progress: see issue 5).
+//! The client commands of the CLI: healthcheck, login, logout, whoami, agent.
+//!
+//! Each returns the process exit code; failures are explained on stderr, tokens never
+//! printed.
 
+use serde_json::{json, Value};
+
+use super::advice::{advise, Failure};
+use super::credentials::{Credentials, LoadError, Store};
+use super::http::{parse_server_urls, Answer, Client};
+use crate::admin::read_secret;
 use crate::cli::{AgentArgs, HealthcheckArgs, LoginArgs};
+use crate::error::exit;
 
-fn not_yet(what: &str) -> u8 {
-    eprintln!("`appliance {what}` is not available in this build yet.");
-    1
+/// A failed command: its exit code and what to print on stderr.
+struct Exit(u8, String);
+
+type Outcome = Result<(), Exit>;
+
+fn finish(outcome: Outcome) -> u8 {
+    match outcome {
+        Ok(()) => exit::OK,
+        Err(Exit(code, message)) => {
+            eprintln!("{message}");
+            code
+        }
+    }
 }
 
-pub fn healthcheck(_args: &HealthcheckArgs) -> u8 {
-    not_yet("healthcheck")
+/// The contract's advice for a failed request, as an `Exit`.
+fn advised(failure: &Failure, urls_from: &str) -> Exit {
+    let advice = advise(failure, urls_from);
+    Exit(advice.exit_code(), advice.text)
 }
-pub fn login(_args: &LoginArgs) -> u8 {
-    not_yet("login")
+
+fn store() -> Result<Store, Exit> {
+    Store::from_env().map_err(|e| Exit(exit::USAGE, e))
 }
-pub fn logout() -> u8 {
-    not_yet("logout")
+
+fn load(store: &Store) -> Result<Credentials, Exit> {
+    store.load().map_err(|e| Exit(e.exit_code(), e.to_string()))
 }
+
+fn text_field(answer: &Value, name: &str) -> Option<String> {
+    answer.get(name).and_then(Value::as_str).map(str::to_string)
+}
+
+pub fn healthcheck(args: &HealthcheckArgs) -> u8 {
+    let base = match &args.url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => format!("http://{}", local_address(&args.listen)),
+    };
+    finish(
+        match Client::new(vec![base.clone()]).send("GET", "/healthz", None, None) {
+            Ok(a) if a.status == 200 => Ok(()),
+            Ok(a) => Err(Exit(
+                exit::REFUSED,
+                format!("{base}/healthz answered {} instead of 200.", a.status),
+            )),
+            Err(f) => Err(Exit(
+                exit::REFUSED,
+                format!("{base}/healthz is not healthy: {}.", f.raw()),
+            )),
+        },
+    )
+}
+
+/// The address to reach a server listening on `listen`: a wildcard address is reached
+/// on loopback.
+fn local_address(listen: &str) -> String {
+    if let Some(port) = listen.strip_prefix("0.0.0.0:") {
+        format!("127.0.0.1:{port}")
+    } else if let Some(port) = listen.strip_prefix("[::]:") {
+        format!("[::1]:{port}")
+    } else {
+        listen.to_string()
+    }
+}
+
+pub fn login(args: &LoginArgs) -> u8 {
+    finish(login_inner(args))
+}
+
+/// Where login failures point the user for the server URL.
+const LOGIN_URLS_FROM: &str = "the --server-url flag";
+
+fn login_inner(args: &LoginArgs) -> Outcome {
+    let urls = parse_server_urls(&args.server_url).map_err(|e| Exit(exit::USAGE, e))?;
+    let store = store()?;
+    let client = Client::new(urls.clone());
+    let (answer, username, token) = match &args.username {
+        Some(username) if !args.token_stdin => password_login(&client, username, args)?,
+        _ => token_login(&client)?,
+    };
+    store
+        .save(&Credentials {
+            server_urls: urls,
+            username: username.clone(),
+            token,
+        })
+        .map_err(|e| Exit(exit::REFUSED, e))?;
+    println!("Logged in to {} as {username}.", answer.url);
+    Ok(())
+}
+
+/// POST /api/login; returns the answer, the username and the new session token.
+fn password_login(
+    client: &Client,
+    username: &str,
+    args: &LoginArgs,
+) -> Result<(Answer, String, String), Exit> {
+    let password =
+        read_secret(args.password_stdin, "Password: ").map_err(|e| Exit(exit::USAGE, e))?;
+    let body = json!({"username": username, "password": password});
+    let answer = client
+        .send("POST", "/api/login", None, Some(&body))
+        .map_err(|f| login_refused(&f).unwrap_or_else(|| advised(&f, LOGIN_URLS_FROM)))?;
+    let token = text_field(&answer.json, "token").ok_or_else(|| not_appliance(&answer.url))?;
+    let name = answer
+        .json
+        .pointer("/user/username")
+        .and_then(Value::as_str)
+        .unwrap_or(username)
+        .to_string();
+    Ok((answer, name, token))
+}
+
+/// A token from stdin, checked with GET /api/userinfo before anything is stored.
+fn token_login(client: &Client) -> Result<(Answer, String, String), Exit> {
+    let token = read_secret(false, "Token: ").map_err(|e| Exit(exit::USAGE, e))?;
+    let token = token.trim().to_string();
+    if token.is_empty() {
+        return Err(Exit(
+            exit::USAGE,
+            "No token was given on standard input.".to_string(),
+        ));
+    }
+    let answer = client
+        .send("GET", "/api/userinfo", Some(&token), None)
+        .map_err(|f| advised(&f, LOGIN_URLS_FROM))?;
+    let name = text_field(&answer.json, "username").ok_or_else(|| not_appliance(&answer.url))?;
+    Ok((answer, name, token))
+}
+
+/// A wrong password is not an expired session: say so instead of the session advice.
+fn login_refused(f: &Failure) -> Option<Exit> {
+    match f {
+        Failure::Status {
+            status: 401,
+            code: Some(code),
+            ..
+        } if code == "invalid_credentials" => Some(Exit(
+            exit::AUTH,
+            format!("Could not log in: {}.", f.raw().trim_end_matches('.')),
+        )),
+        _ => None,
+    }
+}
+
+fn not_appliance(url: &str) -> Exit {
+    Exit(
+        exit::REFUSED,
+        format!("{url} answered, but not like an appliance server; check the URL."),
+    )
+}
+
 pub fn whoami() -> u8 {
-    not_yet("whoami")
+    finish(whoami_inner())
 }
-pub fn agent(_args: &AgentArgs) -> u8 {
-    not_yet("agent")
+
+fn whoami_inner() -> Outcome {
+    let store = store()?;
+    let creds = load(&store)?;
+    let path = store.path().display().to_string();
+    let answer = Client::new(creds.server_urls.clone())
+        .send("GET", "/api/userinfo", Some(&creds.token), None)
+        .map_err(|f| advised(&f, &path))?;
+    let username =
+        text_field(&answer.json, "username").ok_or_else(|| not_appliance(&answer.url))?;
+    println!("Logged in to {} as {username}.", answer.url);
+    Ok(())
+}
+
+pub fn logout() -> u8 {
+    finish(logout_inner())
+}
+
+fn logout_inner() -> Outcome {
+    let store = store()?;
+    match store.load() {
+        Ok(creds) => {
+            let client = Client::new(creds.server_urls.clone());
+            match client.send("POST", "/api/logout", Some(&creds.token), None) {
+                Ok(_) => {}
+                // Already unusable on the server: nothing left to revoke.
+                Err(Failure::Status { status: 401, .. }) => {}
+                Err(f) => eprintln!(
+                    "Could not revoke the token on the server ({}); it stays valid there until it expires.",
+                    f.raw()
+                ),
+            }
+        }
+        Err(LoadError::Missing(_)) => {}
+        Err(LoadError::Invalid(path, why)) => eprintln!(
+            "The credentials at {} cannot be used ({why}); removing them without revoking anything on the server.",
+            path.display()
+        ),
+    }
+    if store.remove().map_err(|e| Exit(exit::REFUSED, e))? {
+        println!("Logged out.");
+    } else {
+        println!("Not logged in: there were no stored credentials.");
+    }
+    Ok(())
+}
+
+pub fn agent(args: &AgentArgs) -> u8 {
+    super::agent::run(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_listen_addresses_are_reached_on_loopback() {
+        assert_eq!(local_address("0.0.0.0:8080"), "127.0.0.1:8080");
+        assert_eq!(local_address("[::]:80"), "[::1]:80");
+        assert_eq!(local_address("10.0.0.2:8080"), "10.0.0.2:8080");
+    }
 }

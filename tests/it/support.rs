@@ -293,3 +293,76 @@ impl Server {
         (dir, self.db.clone())
     }
 }
+/// A canned-answer HTTP server on 127.0.0.1 standing in for an appliance server that
+/// answers 403, 5xx or never: it counts the requests it received.
+pub struct FakeServer {
+    pub url: String,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FakeServer {
+    /// Answers every request with `status` and the JSON `body`.
+    pub fn answering(status: u16, body: &str) -> FakeServer {
+        FakeServer::spawn(Some((status, body.to_string())))
+    }
+
+    /// Reads each request and never answers (the connection stays open).
+    pub fn hanging() -> FakeServer {
+        FakeServer::spawn(None)
+    }
+
+    fn spawn(reply: Option<(u16, String)>) -> FakeServer {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = hits.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let counter = counter.clone();
+                let reply = reply.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream);
+                    let mut length = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let mut body = vec![0u8; length];
+                    let _ = std::io::Read::read_exact(&mut reader, &mut body);
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let mut stream = reader.into_inner();
+                    match reply {
+                        Some((status, body)) => {
+                            let _ = write!(
+                                stream,
+                                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                                body.len()
+                            );
+                        }
+                        None => std::thread::sleep(Duration::from_secs(60)),
+                    }
+                });
+            }
+        });
+        FakeServer { url, hits }
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A URL on which nothing listens (the port was just free).
+pub fn dead_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", listener.local_addr().unwrap())
+}
