@@ -4,6 +4,7 @@
 //! A request flows socket → `request::read` → `routes::route` → handler → app →
 //! storage, and back as one `Reply` written by `response::send`.
 
+mod browser;
 mod handlers;
 pub mod request;
 pub mod response;

@@ -1,5 +1,6 @@
 //! The whole HTTP surface on one screen: one match from (method, path) to a handler.
 
+use super::browser as b;
 use super::handlers as h;
 use super::request::{Method::*, Req};
 use super::response::Reply;
@@ -24,6 +25,11 @@ pub fn route(app: &App, req: &Req) -> (&'static str, Result<Reply, Error>) {
         (Get, ["openapi.json"]) => ("openapi", h::openapi()),
         (Get, ["healthz"]) => ("healthz", h::healthz(app)),
         (Get, ["metrics"]) => ("metrics", h::metrics(app)),
+        // Browser sign-in: HTML pages.
+        (Get, ["login"]) => ("browser_login", b::login_form(app, req)),
+        (Post, ["login"]) => ("browser_login", b::login_submit(app, req)),
+        (Get, ["logout"]) => ("browser_logout", b::logout(app, req)),
+        (Get, [""]) => ("other", b::home(app, req)),
         // Known paths, other methods.
         (
             _,
@@ -32,7 +38,8 @@ pub fn route(app: &App, req: &Req) -> (&'static str, Result<Reply, Error>) {
             | ["api", "tokens", "current", "renew"]
             | ["api", "sessions", "revoke-all"]
             | ["oauth", "userinfo" | "introspect" | "revoke"]
-            | ["openapi.json" | "healthz" | "metrics"],
+            | ["openapi.json" | "healthz" | "metrics"]
+            | ["login" | "logout" | ""],
         ) => ("other", Err(Error::MethodNotAllowed)),
         _ => ("other", Err(Error::NotFound)),
     }
