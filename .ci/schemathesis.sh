@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-VENV="${SCHEMATHESIS_VENV:-target/schemathesis-venv}"
+VENV="${SCHEMATHESIS_VENV:-$PWD/target/schemathesis-venv}"
 MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-100}"
 CHECKS=${SCHEMATHESIS_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance}
 
@@ -62,7 +62,8 @@ PY
 
 run() {
     local token=$1; shift
-    "$VENV/bin/schemathesis" run "$BASE/openapi.json" \
+    # From the temp dir: schemathesis keeps a cache in ./.schemathesis.
+    (cd "$WORK" && "$VENV/bin/schemathesis" run "$BASE/openapi.json" \
         --checks "$CHECKS" \
         --max-examples "$MAX_EXAMPLES" \
         --workers 2 \
@@ -70,10 +71,9 @@ run() {
         --generation-database none \
         --no-color \
         --max-redirects 0 \
-        --rate-limit auto \
         --suppress-health-check all \
         -H "Authorization: Bearer $token" \
-        "$@"
+        "$@")
 }
 
 status=0

@@ -92,7 +92,7 @@ pub fn logout(app: &App, req: &Req) -> Result<Reply, Error> {
             app.revoke(&hash)?;
         }
     }
-    let body = "<h1>Signed out</h1>\n<p>You are signed out.</p>\n<p><a href=\"login\">Sign in again</a></p>";
+    let body = "<h1>Signed out</h1>\n<p>You are signed out.</p>\n<p><a href=\"/login\">Sign in again</a></p>";
     Ok(html_page(200, "Signed out", body)
         .header("Set-Cookie", session_cookie(&app.config, "", true)))
 }
@@ -104,10 +104,10 @@ pub fn home(app: &App, req: &Req) -> Result<Reply, Error> {
         .and_then(|t| app.authenticate(t, Slide::Yes).ok());
     let body = match signed_in {
         Some(p) => format!(
-            "<h1>appliance</h1>\n<p>You are signed in as <strong>{}</strong>.</p>\n<p><a href=\"logout\">Sign out</a></p>",
+            "<h1>appliance</h1>\n<p>You are signed in as <strong>{}</strong>.</p>\n<p><a href=\"/logout\">Sign out</a></p>",
             escape(&p.record.username)
         ),
-        None => "<h1>appliance</h1>\n<p>You are not signed in.</p>\n<p><a href=\"login\">Sign in</a></p>".to_string(),
+        None => "<h1>appliance</h1>\n<p>You are not signed in.</p>\n<p><a href=\"/login\">Sign in</a></p>".to_string(),
     };
     Ok(html_page(200, "appliance", &body))
 }
@@ -125,11 +125,11 @@ fn form_reply(
     let alert = message.map_or(String::new(), |m| {
         format!("<p class=\"alert\" role=\"alert\">{}</p>\n", escape(m))
     });
-    // No `action`: the form posts back to the URL it was served from, so a proxy that
-    // mounts appliance under a prefix needs no rewriting.
+    // An absolute action: a proxy may show this form in place of a page that answered
+    // 401 (Traefik's `errors` middleware), and the post must still reach /login.
     let body = format!(
         r#"<h1>Sign in</h1>
-{alert}<form method="post">
+{alert}<form method="post" action="/login">
 <input type="hidden" name="csrf" value="{csrf}">
 <input type="hidden" name="rd" value="{rd}">
 <label for="username">Username</label>

@@ -4,6 +4,7 @@
 mod support;
 
 mod api;
+mod nginx;
 mod oauth;
 mod openapi;
 mod web;
