@@ -4,6 +4,7 @@
 mod support;
 
 mod api;
+mod caddy;
 mod nginx;
 mod oauth;
 mod openapi;
