@@ -5,6 +5,7 @@ mod support;
 
 mod api;
 mod caddy;
+mod docs;
 mod nginx;
 mod oauth;
 mod openapi;
