@@ -13,7 +13,10 @@ MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-100}"
 CHECKS=${SCHEMATHESIS_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance}
 
 if [ ! -x "$VENV/bin/schemathesis" ]; then
-    python3 -m venv "$VENV"
+    python3 -m venv "$VENV" || {
+        echo "cannot create a virtualenv: install python3-venv (apt-get install -y python3-venv)" >&2
+        exit 1
+    }
     "$VENV/bin/pip" install --quiet --disable-pip-version-check 'schemathesis>=4.3,<5'
 fi
 
