@@ -1,5 +1,6 @@
 //! The whole HTTP surface on one screen: one match from (method, path) to a handler.
 
+use super::browser as b;
 use super::handlers as h;
 use super::request::{Method::*, Req};
 use super::response::Reply;
@@ -9,7 +10,9 @@ use crate::error::Error;
 /// Routes a request; also names the endpoint for metrics and logs.
 pub fn route(app: &App, req: &Req) -> (&'static str, Result<Reply, Error>) {
     let segments: Vec<&str> = req.path.split('/').skip(1).collect();
-    match (req.method, segments.as_slice()) {
+    // HEAD is GET without the body (tiny_http leaves the body out).
+    let method = if req.method == Head { Get } else { req.method };
+    match (method, segments.as_slice()) {
         (Post, ["api", "login"]) => ("login", h::login(app, req)),
         (Post, ["api", "logout"]) => ("logout", h::logout(app, req)),
         (Get, ["api", "userinfo"] | ["oauth", "userinfo"]) => ("userinfo", h::userinfo(app, req)),
@@ -24,16 +27,35 @@ pub fn route(app: &App, req: &Req) -> (&'static str, Result<Reply, Error>) {
         (Get, ["openapi.json"]) => ("openapi", h::openapi()),
         (Get, ["healthz"]) => ("healthz", h::healthz(app)),
         (Get, ["metrics"]) => ("metrics", h::metrics(app)),
-        // Known paths, other methods.
-        (
-            _,
-            ["api", "login" | "logout" | "userinfo" | "tokens"]
-            | ["api", "tokens", _]
-            | ["api", "tokens", "current", "renew"]
-            | ["api", "sessions", "revoke-all"]
-            | ["oauth", "userinfo" | "introspect" | "revoke"]
-            | ["openapi.json" | "healthz" | "metrics"],
-        ) => ("other", Err(Error::MethodNotAllowed)),
-        _ => ("other", Err(Error::NotFound)),
+        // Browser sign-in: HTML pages.
+        (Get, ["login"]) => ("browser_login", b::login_form(app, req)),
+        (Post, ["login"]) => ("browser_login", b::login_submit(app, req)),
+        (Get, ["logout"]) => ("browser_logout", b::logout(app, req)),
+        (Get, [""]) => ("other", b::home(app, req)),
+        // Known paths, other methods: 405 with the methods that are (RFC 9110 §15.5.6).
+        _ => match allowed(&segments) {
+            Some(methods) => (
+                "other",
+                Ok(Reply::from_error(&Error::MethodNotAllowed).header("Allow", methods)),
+            ),
+            None => ("other", Err(Error::NotFound)),
+        },
     }
+}
+
+/// The methods each known path answers, for the `Allow` header of a 405 (keep in step
+/// with the table above; a test walks both).
+fn allowed(segments: &[&str]) -> Option<&'static str> {
+    Some(match segments {
+        ["api", "login" | "logout"]
+        | ["api", "tokens", "current", "renew"]
+        | ["api", "sessions", "revoke-all"]
+        | ["oauth", "introspect" | "revoke"] => "POST",
+        ["api", "userinfo"]
+        | ["oauth", "userinfo"]
+        | ["openapi.json" | "healthz" | "metrics" | "logout" | ""] => "GET, HEAD",
+        ["api", "tokens"] | ["login"] => "GET, HEAD, POST",
+        ["api", "tokens", _] => "DELETE",
+        _ => return None,
+    })
 }

@@ -4,6 +4,12 @@
 mod support;
 
 mod api;
+mod caddy;
 mod cli;
 mod client;
+mod docs;
+mod nginx;
+mod oauth;
+mod openapi;
 mod ops;
+mod web;

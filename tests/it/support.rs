@@ -366,3 +366,40 @@ pub fn dead_url() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     format!("http://{}", listener.local_addr().unwrap())
 }
+
+/// The `Set-Cookie` headers of an answer, whole.
+pub fn set_cookies(r: &Resp) -> Vec<&str> {
+    r.headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("Set-Cookie"))
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+/// The `Set-Cookie` header that sets `name`, if any.
+pub fn set_cookie<'a>(r: &'a Resp, name: &str) -> Option<&'a str> {
+    set_cookies(r)
+        .into_iter()
+        .find(|c| c.starts_with(&format!("{name}=")))
+}
+
+/// The value a `Set-Cookie` header gives its cookie.
+pub fn cookie_value(set_cookie: &str) -> &str {
+    let pair = set_cookie.split(';').next().unwrap_or("");
+    pair.split_once('=').map_or("", |(_, v)| v)
+}
+
+/// The value of `<input name="NAME" value="…">` in an HTML page (values we render
+/// contain no quotes).
+pub fn input_value(html: &str, name: &str) -> Option<String> {
+    let at = html.find(&format!("name=\"{name}\""))?;
+    let tag_start = html[..at].rfind('<')?;
+    let tag = &html[tag_start..tag_start + html[tag_start..].find('>')?];
+    let v = tag.split("value=\"").nth(1)?;
+    Some(v[..v.find('"')?].to_string())
+}
+
+/// Percent-encodes a form value.
+pub fn form_encode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}

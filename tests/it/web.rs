@@ -1,0 +1,305 @@
+//! Browser sign-in: the form, CSRF, the session cookie, the `rd` redirect, sign-out.
+
+use crate::support::*;
+
+const CSRF_SECURE: &str = "__Host-appliance_csrf";
+const CSRF_INSECURE: &str = "appliance_csrf";
+
+/// GETs the form; returns (csrf cookie value, hidden csrf field).
+fn get_form(s: &Server, csrf_name: &str) -> (String, String) {
+    let r = get(&s.url("/login?rd=%2Fapp"), None);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let cookie = cookie_value(set_cookie(&r, csrf_name).expect("csrf cookie")).to_string();
+    let field = input_value(&r.text, "csrf").expect("csrf field");
+    (cookie, field)
+}
+
+/// POSTs the form with the given CSRF cookie and field.
+fn post_login(s: &Server, csrf: (&str, &str, &str), user: &str, pw: &str, rd: &str) -> Resp {
+    let (name, cookie, field) = csrf;
+    let body = format!(
+        "username={}&password={}&rd={}&csrf={}",
+        form_encode(user),
+        form_encode(pw),
+        form_encode(rd),
+        form_encode(field)
+    );
+    let cookie_header = format!("{name}={cookie}");
+    let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
+    if !cookie.is_empty() {
+        headers.push(("Cookie", cookie_header.as_str()));
+    }
+    request("POST", &s.url("/login"), &headers, body.as_bytes())
+}
+
+/// A full sign-in; returns the 303.
+fn sign_in(s: &Server, csrf_name: &str, user: &str, rd: &str) -> Resp {
+    let (cookie, field) = get_form(s, csrf_name);
+    post_login(s, (csrf_name, &cookie, &field), user, PASSWORD, rd)
+}
+
+fn with_cookie(url: &str, cookie: &str) -> Resp {
+    request("GET", url, &[("Cookie", cookie)], b"")
+}
+
+fn session_rows(s: &Server) -> i64 {
+    sqlite(&s.db, "SELECT count(*) FROM tokens WHERE kind = 'session'")[0][0]
+        .as_i64()
+        .unwrap()
+}
+
+fn assert_html(r: &Resp) {
+    assert_eq!(r.header("Content-Type"), Some("text/html; charset=utf-8"));
+    assert_eq!(r.header("Cache-Control"), Some("no-store"));
+    assert!(r.text.starts_with("<!doctype html>"), "{}", r.text);
+}
+
+#[test]
+fn sign_in_form_is_plain_accessible_html_with_a_csrf_token() {
+    let s = Server::start(&[]);
+    let r = get(&s.url("/login?rd=%2Fapp"), None);
+    assert_eq!(r.status, 200);
+    assert_html(&r);
+    for needle in [
+        r#"<label for="username">"#,
+        r#"<label for="password">"#,
+        r#"type="password""#,
+        r#"name="viewport""#,
+        r#"<input type="hidden" name="rd" value="/app">"#,
+    ] {
+        assert!(r.text.contains(needle), "missing {needle}: {}", r.text);
+    }
+    for absent in ["<script", "src=", "http://", "https://", "<link"] {
+        assert!(!r.text.contains(absent), "has {absent}");
+    }
+    let cookie = set_cookie(&r, CSRF_SECURE).expect("csrf cookie");
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/", "Secure"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    let value = cookie_value(cookie);
+    assert!(value.len() >= 22, "{cookie}");
+    assert_eq!(input_value(&r.text, "csrf").as_deref(), Some(value));
+    // Every form gets its own token.
+    let again = get(&s.url("/login"), None);
+    assert_ne!(input_value(&again.text, "csrf").as_deref(), Some(value));
+}
+
+#[test]
+fn echoed_values_are_html_escaped() {
+    let s = Server::start(&[]);
+    let r = get(
+        &s.url("/login?rd=%22%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E"),
+        None,
+    );
+    assert_eq!(r.status, 200);
+    assert!(!r.text.contains("<script>"), "{}", r.text);
+    assert!(r.text.contains("&quot;&gt;&lt;script&gt;"), "{}", r.text);
+    let (cookie, field) = get_form(&s, CSRF_SECURE);
+    let r = post_login(
+        &s,
+        (CSRF_SECURE, &cookie, &field),
+        "<img src=x onerror=alert(1)>",
+        "x",
+        "/",
+    );
+    assert_eq!(r.status, 401);
+    assert!(!r.text.contains("<img"), "{}", r.text);
+}
+
+#[test]
+fn sign_in_sets_the_session_cookie_and_redirects_to_a_same_origin_rd() {
+    let s = Server::start(&[]);
+    s.add_user("alice");
+    let r = sign_in(&s, CSRF_SECURE, "alice", "/app?x=1");
+    assert_eq!(r.status, 303, "{}", r.text);
+    assert_eq!(r.header("Location"), Some("/app?x=1"));
+    assert_eq!(r.header("Cache-Control"), Some("no-store"));
+    let cookie = set_cookie(&r, "appliance_session").expect("session cookie");
+    let token = cookie_value(cookie);
+    assert!(token.starts_with("aps_"), "{cookie}");
+    assert_eq!(
+        cookie,
+        format!("appliance_session={token}; HttpOnly; SameSite=Lax; Path=/; Secure")
+    );
+    // The form's CSRF cookie is spent.
+    let spent = set_cookie(&r, CSRF_SECURE).expect("csrf cleared");
+    assert!(spent.contains("Max-Age=0"), "{spent}");
+
+    let cookie_header = format!("appliance_session={token}");
+    let v = with_cookie(&s.url("/api/validate"), &cookie_header);
+    assert_eq!(v.status, 200, "{}", v.text);
+    assert_eq!(v.header("X-Auth-User"), Some("alice"));
+    let u = with_cookie(&s.url("/api/userinfo"), &cookie_header);
+    assert_eq!(u.json["token_type"], "session");
+    // An Authorization header wins over the cookie.
+    let both = request(
+        "GET",
+        &s.url("/api/validate"),
+        &[("Cookie", &cookie_header), ("Authorization", "Bearer nope")],
+        b"",
+    );
+    assert_invalid_token(&both, "unknown");
+    // Another host's absolute URL is not followed without a cookie domain.
+    let r = sign_in(&s, CSRF_SECURE, "alice", "https://app.example.com/");
+    assert_eq!(r.header("Location"), Some("/"));
+}
+
+#[test]
+fn cookie_domain_sets_domain_and_allows_its_subdomains_only() {
+    let s = Server::start(&["--insecure-cookies", "--cookie-domain", ".Example.COM"]);
+    s.add_user("alice");
+    let r = sign_in(&s, CSRF_INSECURE, "alice", "https://app.example.com/x?y=1");
+    assert_eq!(r.status, 303, "{}", r.text);
+    assert_eq!(r.header("Location"), Some("https://app.example.com/x?y=1"));
+    let cookie = set_cookie(&r, "appliance_session").unwrap();
+    let token = cookie_value(cookie);
+    assert_eq!(
+        cookie,
+        format!("appliance_session={token}; HttpOnly; SameSite=Lax; Path=/; Domain=example.com")
+    );
+    for evil in [
+        "https://evil.example/",
+        "//evil.example",
+        "https://evil.example@app.example.com/",
+        "/\\evil.example",
+        "https://app.example.com.evil.example/",
+    ] {
+        let r = sign_in(&s, CSRF_INSECURE, "alice", evil);
+        assert_eq!(r.status, 303);
+        assert_eq!(r.header("Location"), Some("/"), "{evil}");
+    }
+}
+
+#[test]
+fn failed_sign_in_shows_one_generic_message_and_no_session() {
+    let s = Server::start(&[]);
+    s.add_user("alice");
+    let (cookie, field) = get_form(&s, CSRF_SECURE);
+    let wrong = post_login(
+        &s,
+        (CSRF_SECURE, &cookie, &field),
+        "alice",
+        "wrong-password",
+        "/app",
+    );
+    let unknown = post_login(
+        &s,
+        (CSRF_SECURE, &cookie, &field),
+        "mallory",
+        PASSWORD,
+        "/app",
+    );
+    for r in [&wrong, &unknown] {
+        assert_eq!(r.status, 401);
+        assert_html(r);
+        assert!(
+            r.text.contains("Invalid username or password."),
+            "{}",
+            r.text
+        );
+        assert!(set_cookie(r, "appliance_session").is_none());
+        // The form comes back filled in, ready for another try.
+        assert_eq!(input_value(&r.text, "rd").as_deref(), Some("/app"));
+        assert!(input_value(&r.text, "csrf").is_some());
+    }
+    let strip = |t: &str| t.replace(&input_value(t, "csrf").unwrap(), "");
+    assert_eq!(
+        strip(&wrong.text).replace("alice", "X"),
+        strip(&unknown.text).replace("mallory", "X")
+    );
+    assert_eq!(session_rows(&s), 0);
+}
+
+#[test]
+fn missing_or_wrong_csrf_token_is_refused_before_the_password() {
+    let s = Server::start(&[]);
+    s.add_user("alice");
+    let (cookie, field) = get_form(&s, CSRF_SECURE);
+    let other = get_form(&s, CSRF_SECURE).1;
+    for (cookie, field) in [
+        ("", field.as_str()),
+        (cookie.as_str(), ""),
+        (cookie.as_str(), other.as_str()),
+        (cookie.as_str(), &field[..field.len() - 1]),
+    ] {
+        let r = post_login(&s, (CSRF_SECURE, cookie, field), "alice", PASSWORD, "/");
+        assert_eq!(r.status, 403, "{}", r.text);
+        assert_html(&r);
+        assert!(set_cookie(&r, "appliance_session").is_none());
+        // A fresh form to try again.
+        assert!(set_cookie(&r, CSRF_SECURE).is_some());
+    }
+    // A cookie under the insecure name does not count on a secure server.
+    let r = post_login(&s, (CSRF_INSECURE, &cookie, &field), "alice", PASSWORD, "/");
+    assert_eq!(r.status, 403);
+    assert_eq!(session_rows(&s), 0);
+}
+
+#[test]
+fn form_and_api_logins_share_the_throttle() {
+    let s = Server::start(&["--login-max-failures-user", "2"]);
+    s.add_user("alice");
+    let (cookie, field) = get_form(&s, CSRF_SECURE);
+    for _ in 0..2 {
+        let r = post_login(
+            &s,
+            (CSRF_SECURE, &cookie, &field),
+            "alice",
+            "wrong-password",
+            "/",
+        );
+        assert_eq!(r.status, 401);
+    }
+    let r = post_login(&s, (CSRF_SECURE, &cookie, &field), "alice", PASSWORD, "/");
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert_html(&r);
+    let secs: u64 = r.header("Retry-After").unwrap().parse().unwrap();
+    assert!((1..=300).contains(&secs));
+    assert!(set_cookie(&r, "appliance_session").is_none());
+    let api = post_json(
+        &s.url("/api/login"),
+        None,
+        &format!(r#"{{"username":"alice","password":"{PASSWORD}"}}"#),
+    );
+    assert_error(&api, 429, "too_many_requests");
+}
+
+#[test]
+fn sign_out_revokes_the_cookie_session_and_clears_the_cookie() {
+    let s = Server::start(&["--insecure-cookies", "--cookie-domain", "example.com"]);
+    s.add_user("alice");
+    let r = sign_in(&s, CSRF_INSECURE, "alice", "/");
+    let token = cookie_value(set_cookie(&r, "appliance_session").unwrap()).to_string();
+    let cookie_header = format!("appliance_session={token}");
+    let home = with_cookie(&s.url("/"), &cookie_header);
+    assert_eq!(home.status, 200);
+    assert!(
+        home.text.contains("signed in as <strong>alice</strong>"),
+        "{}",
+        home.text
+    );
+
+    let out = with_cookie(&s.url("/logout"), &cookie_header);
+    assert_eq!(out.status, 200);
+    assert_html(&out);
+    assert!(out.text.contains("signed out"), "{}", out.text);
+    assert_eq!(
+        set_cookie(&out, "appliance_session"),
+        Some("appliance_session=; HttpOnly; SameSite=Lax; Path=/; Domain=example.com; Max-Age=0")
+    );
+    let v = with_cookie(&s.url("/api/validate"), &cookie_header);
+    assert_invalid_token(&v, "revoked");
+    let home = with_cookie(&s.url("/"), &cookie_header);
+    assert!(home.text.contains("not signed in"), "{}", home.text);
+    // Signing out without a session is fine too.
+    assert_eq!(get(&s.url("/logout"), None).status, 200);
+}
+
+#[test]
+fn browser_pages_refuse_other_methods() {
+    let s = Server::start(&[]);
+    for (method, path) in [("PUT", "/login"), ("POST", "/logout"), ("DELETE", "/")] {
+        let r = request(method, &s.url(path), &[], b"");
+        assert_error(&r, 405, "method_not_allowed");
+    }
+}
