@@ -1,8 +1,8 @@
-//! The proxy documentation shows the very configurations the proxy tests run.
+//! The README's proxy section shows the very configurations the proxy tests run.
 
 #[test]
 fn proxy_docs_show_the_tested_configs_verbatim() {
-    let docs = include_str!("../../docs/proxy.md");
+    let docs = include_str!("../../README.md");
     for (name, config) in [
         (
             "examples/nginx.conf",
@@ -19,7 +19,7 @@ fn proxy_docs_show_the_tested_configs_verbatim() {
     ] {
         assert!(
             docs.contains(config.trim_end()),
-            "docs/proxy.md does not show {name} verbatim"
+            "README.md does not show {name} verbatim"
         );
     }
 }
