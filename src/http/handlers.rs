@@ -106,7 +106,12 @@ pub fn create_token(app: &App, req: &Req) -> Result<Reply, Error> {
     let expires_in_ms = match body.get("expires_in_days") {
         None => None,
         Some(Value::Null) => Some(None),
-        Some(v) => match v.as_i64() {
+        // JSON has one number type: 30.0 is the integer 30 (as JSON Schema says).
+        Some(v) => match v.as_i64().or_else(|| {
+            v.as_f64()
+                .filter(|f| f.fract() == 0.0 && (1.0..=3650.0).contains(f))
+                .map(|f| f as i64)
+        }) {
             Some(days @ 1..=3650) => Some(Some(days * DAY_MS)),
             _ => {
                 return Err(Error::InvalidRequest(

@@ -211,6 +211,8 @@ fn personal_access_tokens_are_created_listed_and_deleted() {
     assert!(pat.starts_with("apt_"));
     assert_eq!(r.json["name"], "ci");
     assert!(r.json["expires_at"].is_string());
+    let whole = s.pat(&session, r#"{"name":"whole","expires_in_days":30.0}"#);
+    assert_eq!(whole.status, 201, "{}", whole.text);
     let forever = s.pat(&session, r#"{"name":"forever","expires_in_days":null}"#);
     assert_eq!(forever.status, 201);
     assert_eq!(forever.json["expires_at"], Value::Null);
@@ -231,7 +233,7 @@ fn personal_access_tokens_are_created_listed_and_deleted() {
     let list = get(&s.url("/api/tokens"), Some(&pat));
     assert_eq!(list.status, 200);
     let tokens = list.json["tokens"].as_array().unwrap();
-    assert_eq!(tokens.len(), 2);
+    assert_eq!(tokens.len(), 3);
     let entry = tokens.iter().find(|t| t["id"] == id.as_str()).unwrap();
     assert_eq!(entry["prefix"], &pat[..12]);
     assert!(entry["created_at"].is_string());
@@ -266,7 +268,7 @@ fn personal_access_tokens_are_created_listed_and_deleted() {
             .as_array()
             .unwrap()
             .len(),
-        1
+        2
     );
 }
 
