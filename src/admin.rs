@@ -71,19 +71,13 @@ pub fn open(path: &str) -> Result<Store, Refusal> {
     })
 }
 
-/// `cli:<OS user>` for the audit log.
+/// `cli:<OS user>` for the audit log: the login name of the real uid (from /etc/passwd),
+/// not `$USER`, which anyone can set; `uid<N>` when the uid has no name.
 pub fn cli_actor() -> String {
-    let name = ["USER", "LOGNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-        .or_else(os_user_from_uid)
-        .unwrap_or_else(|| "unknown".to_string());
-    format!("cli:{name}")
+    format!("cli:{}", os_user().unwrap_or_else(|| "unknown".to_string()))
 }
 
-/// The login name of this process's real uid, from /proc and /etc/passwd (containers
-/// often run without $USER).
-fn os_user_from_uid() -> Option<String> {
+fn os_user() -> Option<String> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let uid = status
         .lines()

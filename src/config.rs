@@ -61,7 +61,7 @@ impl Config {
             ),
         };
         let config = Config {
-            listen: a.listen.clone(),
+            listen: listen_flag(&a.listen)?,
             db: a.db.db.clone(),
             session_window_ms: duration_flag("--session-window", &a.session_window)?,
             session_lifetime_ms: duration_flag("--session-lifetime", &a.session_lifetime)?,
@@ -105,7 +105,6 @@ impl Config {
 
 /// Parses `90s`, `10m`, `12h`, `30d`: a positive whole number and one unit, into ms.
 pub fn parse_duration(s: &str) -> Result<i64, String> {
-    let s = s.trim();
     let (digits, unit) = s.split_at(s.len().saturating_sub(1));
     let unit_ms: i64 = match unit {
         "s" => 1_000,
@@ -132,6 +131,17 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
     match n.checked_mul(unit_ms) {
         Some(ms) if ms <= MAX_DURATION_MS => Ok(ms),
         _ => Err(format!("'{s}' is out of range (at most 36500d)")),
+    }
+}
+
+/// `HOST:PORT` that resolves (a name such as `localhost:8080` is fine).
+fn listen_flag(value: &str) -> Result<String, String> {
+    use std::net::ToSocketAddrs;
+    match value.to_socket_addrs().map(|mut a| a.next()) {
+        Ok(Some(_)) => Ok(value.to_string()),
+        _ => Err(format!(
+            "--listen: '{value}' is not an address to listen on; write HOST:PORT, such as 127.0.0.1:8080 or 0.0.0.0:8080."
+        )),
     }
 }
 

@@ -45,7 +45,7 @@ pub fn run(args: &AgentArgs) -> u8 {
         }
     };
     if args.once {
-        return renew(&creds).exit_code();
+        return renew(&creds, None).exit_code();
     }
     let stop = match stop_signals() {
         Ok(rx) => rx,
@@ -56,12 +56,11 @@ pub fn run(args: &AgentArgs) -> u8 {
     };
     let mut failures: u32 = 0;
     loop {
-        let wait = match renew(&creds) {
+        let retry = retry_delay(failures, interval);
+        let wait = match renew(&creds, Some(retry)) {
             Outcome::Retry(_) => {
-                let wait = retry_delay(failures, interval);
                 failures = failures.saturating_add(1);
-                eprintln!("INFO retrying in {}s", wait.as_secs());
-                wait
+                retry
             }
             _ => {
                 failures = 0;
@@ -118,8 +117,9 @@ impl Outcome {
     }
 }
 
-/// One renewal; logs its line.
-fn renew(creds: &Credentials) -> Outcome {
+/// One renewal; logs its one line (saying when it retries, if it will).
+fn renew(creds: &Credentials, retry_in: Option<Duration>) -> Outcome {
+    let retrying = retry_in.map_or(String::new(), |d| format!("; retrying in {}s", d.as_secs()));
     let client = Client::new(creds.server_urls.clone());
     match client.send(
         "POST",
@@ -134,7 +134,7 @@ fn renew(creds: &Credentials) -> Outcome {
             ) else {
                 // A proxy or another service answering 200: nothing was renewed.
                 eprintln!(
-                    "WARN renewal failed: {} answered without a renewal result",
+                    "WARN renewal failed: {} answered without a renewal result{retrying}",
                     answer.url
                 );
                 return Outcome::Retry(Class::Other);
@@ -155,7 +155,9 @@ fn renew(creds: &Credentials) -> Outcome {
                     failure.url(),
                     creds.server_urls.join(",")
                 ),
-                Class::Network | Class::Server => eprintln!("WARN renewal failed: {raw}"),
+                Class::Network | Class::Server => {
+                    eprintln!("WARN renewal failed: {raw}{retrying}")
+                }
                 Class::Forbidden | Class::Other => eprintln!("WARN renewal refused: {raw}"),
             }
             match class {

@@ -111,6 +111,13 @@ fn password_login(
 ) -> Result<(Answer, String, String), Exit> {
     let password =
         read_secret(args.password_stdin, "Password: ").map_err(|e| Exit(exit::USAGE, e))?;
+    // An empty password cannot be right; sending it would only count as a failed login.
+    if password.is_empty() {
+        return Err(Exit(
+            exit::USAGE,
+            "No password was given: type it at the prompt, or pass one line on standard input with --password-stdin.".to_string(),
+        ));
+    }
     let body = json!({"username": username, "password": password});
     let answer = client
         .send("POST", "/api/login", None, Some(&body))
@@ -160,7 +167,7 @@ fn login_refused(f: &Failure) -> Option<Exit> {
 fn not_appliance(url: &str) -> Exit {
     Exit(
         exit::REFUSED,
-        format!("{url} answered, but not like an appliance server; check the URL."),
+        format!("Could not verify your session: {url} answered, but not like an appliance server; check the URL."),
     )
 }
 

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use fs4::fs_std::FileExt;
 use serde::{Deserialize, Serialize};
 
+use super::http::parse_server_urls;
 use crate::error::exit;
 
 const FILE: &str = "credentials.json";
@@ -113,6 +114,16 @@ impl Store {
             return Err(LoadError::Invalid(
                 path,
                 "a server URL, the username or the token is empty".into(),
+            ));
+        }
+        if let Some(bad) = creds
+            .server_urls
+            .iter()
+            .find(|u| parse_server_urls(u).is_err())
+        {
+            return Err(LoadError::Invalid(
+                path,
+                format!("'{bad}' is not a server URL"),
             ));
         }
         Ok(creds)

@@ -82,12 +82,15 @@ impl Store {
     /// Opens (creating if needed) and migrates the database at `path`.
     pub fn open(path: &Path, max_connections: u32) -> Result<Store, StoreError> {
         let manager = SqliteConnectionManager::file(path).with_init(|c| c.execute_batch(PRAGMAS));
+        // One connection first, so a file that is not a database (or cannot be opened)
+        // fails now with SQLite's reason, not after the pool's connection timeout.
+        r2d2::ManageConnection::connect(&manager).map_err(|e| StoreError::Other(e.to_string()))?;
         let pool = Pool::builder()
             .max_size(max_connections.max(1))
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
-            .map_err(|e| StoreError::Other(format!("cannot open {}: {e}", path.display())))?;
+            .map_err(|e| StoreError::Other(e.to_string()))?;
         let store = Store { pool };
         migrate::migrate(&mut *store.conn()?)?;
         Ok(store)

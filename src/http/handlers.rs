@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 use super::request::Req;
 use super::response::Reply;
 use crate::app::{App, Principal, Slide};
-use crate::auth::token::{self, Kind};
+use crate::auth::token;
 use crate::clock::rfc3339;
 use crate::error::Error;
 
@@ -160,14 +160,14 @@ pub fn renew_token(app: &App, req: &Req) -> Result<Reply, Error> {
             "Renew needs Authorization: Bearer apt_… (a personal access token).".into(),
         )
     };
+    // `Bearer apt_…` is the shape; past it, a token that is not a live PAT (a prefix or
+    // extension of one included) is a 401 like anywhere else.
     let presented = req
         .authorization
         .as_deref()
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(super::request::parse_bearer)
+        .filter(|t| t.starts_with(token::PAT_PREFIX))
         .ok_or_else(shape_error)?;
-    if token::kind_of(presented) != Some(Kind::Pat) {
-        return Err(shape_error());
-    }
     let caller = app.authenticate(presented, Slide::No)?;
     let (renewed, expires_at) = app.renew_pat(&caller)?;
     let expires_at = expires_at.map_or(String::new(), rfc3339);

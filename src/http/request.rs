@@ -54,7 +54,11 @@ pub fn read(rq: &mut tiny_http::Request, limit: u64, trusted: &[Cidr]) -> Result
     for h in rq.headers() {
         let field = &h.field;
         if field.equiv("Authorization") {
-            authorization = Some(h.value.as_str().to_string());
+            // Two Authorization headers are ambiguous: neither is used (401 unknown).
+            authorization = match authorization {
+                None => Some(h.value.as_str().to_string()),
+                Some(_) => Some(String::new()),
+            };
         } else if field.equiv("Cookie") {
             cookie = Some(h.value.as_str().to_string());
         } else if field.equiv("Host") {

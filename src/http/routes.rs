@@ -55,7 +55,7 @@ fn allowed(segments: &[&str]) -> Option<&'static str> {
         | ["oauth", "userinfo"]
         | ["openapi.json" | "healthz" | "metrics" | "logout" | ""] => "GET, HEAD",
         ["api", "tokens"] | ["login"] => "GET, HEAD, POST",
-        ["api", "tokens", _] => "DELETE",
+        ["api", "tokens", id] if !id.is_empty() => "DELETE",
         _ => return None,
     })
 }

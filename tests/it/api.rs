@@ -317,10 +317,18 @@ fn renew_answers_by_the_threshold() {
         None,
         Some("Basic abc".to_string()),
         Some(format!("Bearer {session}")),
-        Some("Bearer apt_short".into()),
+        Some("Bearer xyz".into()),
         Some(format!("Token {fresh}")),
     ] {
         assert_error(&renew(bad.as_deref()), 400, "invalid_request");
+    }
+    // The right shape, but not a live PAT: prefixes and extensions are unknown (401).
+    for near in [
+        "apt_short".to_string(),
+        fresh[..fresh.len() - 1].to_string(),
+        format!("{fresh}A"),
+    ] {
+        assert_invalid_token(&renew(Some(&format!("Bearer {near}"))), "unknown");
     }
     let doomed = s.pat(&session, r#"{"name":"doomed"}"#).json["token"]
         .as_str()

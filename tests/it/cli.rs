@@ -66,6 +66,18 @@ fn serve_refuses_nonsense_settings_with_exit_2() {
 }
 
 #[test]
+fn serve_refuses_an_address_it_cannot_listen_on_before_touching_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_in(&dir);
+    for listen in ["nonsense", "127.0.0.1:99999", "127.0.0.1"] {
+        let out = run(&["serve", "--listen", listen, "--db", &db], "");
+        assert_eq!(out.status.code(), Some(2), "{listen}: {}", stderr(&out));
+        assert!(stderr(&out).contains("--listen"), "{}", stderr(&out));
+    }
+    assert!(!std::path::Path::new(&db).exists());
+}
+
+#[test]
 fn serve_on_an_empty_database_says_how_to_add_the_first_user() {
     let s = Server::start(&[]);
     std::thread::sleep(Duration::from_millis(200));

@@ -291,6 +291,20 @@ fn every_change_is_audited_with_its_actor() {
         !stdout(&out).contains(&pat[4..]),
         "the audit log holds a token"
     );
+    // The actor is the real OS user, whatever $USER claims.
+    let spoofed = run_with(
+        appliance()
+            .args(["admin", "revoke", "--user", "alice", "--db", s.db_arg()])
+            .env("USER", "mallory")
+            .env("LOGNAME", "mallory"),
+        "",
+    );
+    assert!(spoofed.status.success());
+    let actor = &sqlite(&s.db, "SELECT actor FROM audit ORDER BY seq DESC LIMIT 1")[0][0];
+    assert!(
+        actor.as_str().unwrap().starts_with("cli:") && actor != "cli:mallory",
+        "{actor}"
+    );
     let table = run_with(appliance().args(["admin", "audit", "--db", s.db_arg()]), "");
     assert!(stdout(&table).contains("user.revoke_all"));
 }
