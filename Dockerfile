@@ -26,8 +26,7 @@ RUN apt-get update \
     && mkdir -p /data && chown appliance:appliance /data && chmod 0700 /data
 COPY --from=build /src/target/release/appliance /usr/local/bin/appliance
 ENV APPLIANCE_LISTEN=0.0.0.0:8080 \
-    APPLIANCE_DB=/data/appliance.db \
-    USER=appliance
+    APPLIANCE_DB=/data/appliance.db
 USER appliance:appliance
 WORKDIR /data
 VOLUME ["/data"]
