@@ -37,3 +37,10 @@ CREATE TABLE audit (
     target  TEXT NOT NULL,
     detail  TEXT NOT NULL DEFAULT ''
 );
+
+-- Server-side secrets shared by every process on this database (the key that signs
+-- sign-in form CSRF tokens), created on first use.
+CREATE TABLE secrets (
+    name    TEXT PRIMARY KEY,
+    value   BLOB NOT NULL
+) WITHOUT ROWID;

@@ -27,6 +27,8 @@ pub struct App {
     pub passwords: PasswordPool,
     pub throttle: Throttle,
     pub metrics: Metrics,
+    /// Signs the CSRF tokens of the sign-in form (shared through the database).
+    pub csrf_key: Vec<u8>,
 }
 
 /// A live token and its owner, as authentication found them.
@@ -375,6 +377,7 @@ mod tests {
             passwords: PasswordPool::new(1, 4).unwrap(),
             metrics: Metrics::default(),
             clock: clock.clone(),
+            csrf_key: vec![7; 32],
             store,
             config,
         };

@@ -87,11 +87,10 @@ impl Config {
             purge_after_ms: duration_flag("--purge-after", &a.purge_after)?,
             client_timeout_ms: duration_flag("--client-timeout", &a.client_timeout)?,
             insecure_cookies: a.insecure_cookies,
-            cookie_domain: a
-                .cookie_domain
-                .as_ref()
-                .map(|d| d.trim_start_matches('.').to_ascii_lowercase())
-                .filter(|d| !d.is_empty()),
+            cookie_domain: match &a.cookie_domain {
+                Some(d) => Some(cookie_domain_flag(d)?),
+                None => None,
+            },
         };
         if config.pat_lifetime_ms <= config.pat_renew_threshold_ms {
             return Err(format!(
@@ -131,6 +130,28 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
     match n.checked_mul(unit_ms) {
         Some(ms) if ms <= MAX_DURATION_MS => Ok(ms),
         _ => Err(format!("'{s}' is out of range (at most 36500d)")),
+    }
+}
+
+/// A host name for the cookie's `Domain=` (a leading dot is dropped): labels of
+/// `a-z 0-9 -`, no port, no scheme, nothing that could add a cookie attribute.
+fn cookie_domain_flag(value: &str) -> Result<String, String> {
+    let d = value
+        .strip_prefix('.')
+        .unwrap_or(value)
+        .to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    if d.len() <= 253 && d.split('.').all(label_ok) {
+        Ok(d)
+    } else {
+        Err(format!("--cookie-domain: '{value}' is not a domain name such as example.com (no scheme, port or path)."))
     }
 }
 

@@ -53,6 +53,13 @@ pub fn run(args: &ServeArgs) -> u8 {
             return exit::REFUSED;
         }
     };
+    let csrf_key = match store.secret("csrf") {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("Cannot read the signing key from {}: {e}.", config.db);
+            return exit::REFUSED;
+        }
+    };
     let listener = match crate::http::bind(
         &config.listen,
         Duration::from_millis(config.client_timeout_ms as u64),
@@ -73,6 +80,7 @@ pub fn run(args: &ServeArgs) -> u8 {
         clock: Arc::new(SystemClock),
         passwords,
         metrics: Metrics::default(),
+        csrf_key,
     });
     start_purge(Arc::clone(&app));
     match crate::http::serve(app, listener) {

@@ -117,6 +117,24 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The named 32-byte secret, created at random on first use. Every process on the
+    /// database gets the same one, so replicas verify what another one signed.
+    pub fn secret(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+        let mut fresh = [0u8; 32];
+        getrandom::fill(&mut fresh)
+            .map_err(|e| StoreError::Other(format!("OS random source failed: {e}")))?;
+        let conn = self.conn()?;
+        conn.prepare_cached("INSERT OR IGNORE INTO secrets (name, value) VALUES (?1, ?2)")
+            .and_then(|mut s| s.execute(params![name, &fresh[..]]))
+            .map_err(sql_err)?;
+        let mut stmt = conn
+            .prepare_cached("SELECT value FROM secrets WHERE name = ?1")
+            .map_err(sql_err)?;
+        first_row(&mut stmt, [name], |r| r.get(0))?.ok_or(StoreError::NotFound)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::store;
@@ -141,6 +159,15 @@ mod tests {
         );
         assert_eq!(s.list_users().unwrap().len(), 1);
         assert_eq!(s.audit_log().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_secret_is_created_once_and_then_kept() {
+        let (s, _dir) = store();
+        let first = s.secret("csrf").unwrap();
+        assert_eq!(first.len(), 32);
+        assert_eq!(s.secret("csrf").unwrap(), first);
+        assert_ne!(s.secret("other").unwrap(), first);
     }
 
     #[test]

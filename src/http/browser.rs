@@ -1,15 +1,20 @@
 //! Browser sign-in for apps behind a reverse proxy: the HTML sign-in form, the session
 //! cookie, the `rd` redirect policy, sign-out, and the small home page at `/`.
 //!
-//! CSRF is a double-submit token: `GET /login` puts 128 random bits in a cookie
-//! (`__Host-appliance_csrf`, or `appliance_csrf` with `--insecure-cookies`, since the
-//! `__Host-` prefix needs `Secure`) that is `HttpOnly; SameSite=Strict; Path=/`, and
-//! the same value in a hidden field. `POST /login` compares the two in constant time
-//! before it looks at any credential. Another site can neither read the cookie nor
-//! make the browser send it (`SameSite=Strict`), and the `__Host-` prefix stops a
-//! sibling subdomain from planting one of its own. It keeps no server state, so
-//! replicas sharing one database need no shared key.
+//! CSRF: `GET /login` issues a token `{issued}.{nonce}.{mac}`, signed with HMAC-SHA256
+//! under a key kept in the database (so every replica verifies it), valid for an hour.
+//! It goes in the hidden field and in a cookie (`__Host-appliance_csrf`, or
+//! `appliance_csrf` with `--insecure-cookies`, since `__Host-` needs `Secure`;
+//! `HttpOnly; SameSite=Strict; Path=/`). `POST /login` checks, before any credential:
+//! the field carries a valid, unexpired signature; when the browser sent the cookie,
+//! it equals the field (constant time); and the browser did not mark the post
+//! `Sec-Fetch-Site: cross-site`. A client that holds no cookie (a plain-HTTP test
+//! client refusing a `Secure` cookie, say) signs in with the form's token alone.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::request::Req;
@@ -47,12 +52,13 @@ pub fn login_submit(app: &App, req: &Req) -> Result<Reply, Error> {
     let field = |name| Req::form_field(&req.body, name).unwrap_or_default();
     let (username, password, rd) = (field("username"), field("password"), field("rd"));
     let sent = field("csrf");
-    let expected = req
-        .cookie_value(csrf_cookie_name(&app.config))
-        .unwrap_or("");
-    let csrf_ok = !sent.is_empty()
-        && sent.len() == expected.len()
-        && bool::from(sent.as_bytes().ct_eq(expected.as_bytes()));
+    let now_secs = app.now().div_euclid(1000);
+    let cookie = req.cookie_value(csrf_cookie_name(&app.config));
+    let csrf_ok = csrf_valid(&app.csrf_key, &sent, now_secs)
+        && cookie.is_none_or(|c| {
+            c.len() == sent.len() && bool::from(c.as_bytes().ct_eq(sent.as_bytes()))
+        })
+        && req.sec_fetch_site.as_deref() != Some("cross-site");
     if !csrf_ok {
         return form_reply(app, 403, &rd, &username, Some(STALE_FORM));
     }
@@ -87,7 +93,9 @@ pub fn login_submit(app: &App, req: &Req) -> Result<Reply, Error> {
 
 /// `GET /logout`: revokes the cookie's session (if it is live), clears the cookie.
 pub fn logout(app: &App, req: &Req) -> Result<Reply, Error> {
-    if let Some(presented) = req.cookie_value(SESSION_COOKIE) {
+    // HEAD is answered like GET, but only a GET signs out (a HEAD must change nothing).
+    let signing_out = req.method == super::request::Method::Get;
+    if let Some(presented) = req.cookie_value(SESSION_COOKIE).filter(|_| signing_out) {
         if let Ok((_, hash)) = app.live_token(presented, app.now()) {
             app.revoke(&hash)?;
         }
@@ -120,8 +128,7 @@ fn form_reply(
     username: &str,
     message: Option<&str>,
 ) -> Result<Reply, Error> {
-    let csrf = token::random_id("")
-        .map_err(|e| Error::Internal(format!("OS random source failed: {e}")))?;
+    let csrf = mint_csrf(&app.csrf_key, app.now().div_euclid(1000))?;
     let alert = message.map_or(String::new(), |m| {
         format!("<p class=\"alert\" role=\"alert\">{}</p>\n", escape(m))
     });
@@ -145,6 +152,22 @@ fn form_reply(
         "Set-Cookie",
         csrf_cookie(&app.config, &csrf, CSRF_MAX_AGE_SECS),
     ))
+}
+
+/// An error on a browser page, as HTML (the JSON API's errors stay JSON).
+pub fn error_page(e: &Error) -> Reply {
+    let body = format!(
+        "<h1>{}</h1>\n<p>{}</p>\n<p><a href=\"/login\">Sign in</a></p>",
+        e.status(),
+        escape(&e.message())
+    );
+    let page = html_page(e.status(), "appliance", &body);
+    match e {
+        Error::TooManyRequests { retry_after_secs } => {
+            page.header("Retry-After", retry_after_secs.to_string())
+        }
+        _ => page,
+    }
 }
 
 fn html_page(status: u16, title: &str, body: &str) -> Reply {
@@ -214,6 +237,42 @@ fn csrf_cookie(config: &Config, value: &str, max_age: u32) -> String {
         "{}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}",
         csrf_cookie_name(config)
     )
+}
+
+/// A new signed CSRF token issued at `now_secs`.
+fn mint_csrf(key: &[u8], now_secs: i64) -> Result<String, Error> {
+    let nonce = token::random_id("")
+        .map_err(|e| Error::Internal(format!("OS random source failed: {e}")))?;
+    let signed = format!("{now_secs}.{nonce}");
+    let mac = URL_SAFE_NO_PAD.encode(csrf_mac(key, &signed).finalize().into_bytes());
+    Ok(format!("{signed}.{mac}"))
+}
+
+fn csrf_mac(key: &[u8], signed: &str) -> Hmac<Sha256> {
+    // HMAC takes a key of any length; ours are 32 bytes.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    mac.update(b"appliance-csrf.");
+    mac.update(signed.as_bytes());
+    mac
+}
+
+/// True for a token this server signed within the last `CSRF_MAX_AGE_SECS`.
+fn csrf_valid(key: &[u8], token: &str, now_secs: i64) -> bool {
+    let Some((signed, mac)) = token.rsplit_once('.') else {
+        return false;
+    };
+    let Some(issued) = signed
+        .split_once('.')
+        .and_then(|(t, _)| t.parse::<i64>().ok())
+    else {
+        return false;
+    };
+    let fresh = issued <= now_secs + 60 && now_secs - issued <= i64::from(CSRF_MAX_AGE_SECS);
+    let Ok(mac) = URL_SAFE_NO_PAD.decode(mac) else {
+        return false;
+    };
+    // verify_slice compares in constant time.
+    fresh && csrf_mac(key, signed).verify_slice(&mac).is_ok()
 }
 
 /// Escapes text for HTML element content and quoted attribute values.
@@ -448,6 +507,27 @@ mod tests {
     fn without_a_cookie_domain_no_other_host_is_followed() {
         for bad in ["https://app.example.com/", "https://example.com/"] {
             assert_eq!(rd(bad, None), "/", "{bad}");
+        }
+    }
+
+    #[test]
+    fn csrf_tokens_verify_only_with_their_key_and_within_the_hour() {
+        let key = [1u8; 32];
+        let t = mint_csrf(&key, 1_000_000).unwrap();
+        assert!(csrf_valid(&key, &t, 1_000_000));
+        assert!(csrf_valid(&key, &t, 1_000_000 + 3600));
+        assert!(!csrf_valid(&key, &t, 1_000_000 + 3601));
+        assert!(!csrf_valid(&key, &t, 1_000_000 - 61));
+        assert!(!csrf_valid(&[2u8; 32], &t, 1_000_000));
+        let (signed, _) = t.rsplit_once('.').unwrap();
+        let later = signed.replacen("1000000", "1000500", 1);
+        assert!(!csrf_valid(
+            &key,
+            &format!("{later}.{}", t.rsplit_once('.').unwrap().1),
+            1_000_600
+        ));
+        for junk in ["", ".", "..", "x.y.z", &t[..t.len() - 1], &format!("{t}A")] {
+            assert!(!csrf_valid(&key, junk, 1_000_000), "{junk}");
         }
     }
 

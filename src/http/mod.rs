@@ -164,9 +164,15 @@ fn handle(app: &App, mut rq: tiny_http::Request) {
         match request::read(&mut rq, app.config.body_limit, &app.config.trusted_proxies) {
             Ok(req) => {
                 let (endpoint, result) = routes::route(app, &req);
-                (endpoint, result.unwrap_or_else(|e| error_reply(&e)))
+                (
+                    endpoint,
+                    result.unwrap_or_else(|e| error_reply(&req.path, &e)),
+                )
             }
-            Err(e) => ("other", error_reply(&e)),
+            Err(e) => (
+                "other",
+                error_reply(rq.url().split('?').next().unwrap_or(""), &e),
+            ),
         };
     let micros = started.elapsed().as_micros() as u64;
     app.metrics
@@ -184,9 +190,13 @@ fn handle(app: &App, mut rq: tiny_http::Request) {
     response::send(rq, reply);
 }
 
-fn error_reply(e: &crate::error::Error) -> Reply {
+/// Errors on the browser pages are HTML pages; everywhere else the contract's JSON.
+fn error_reply(path: &str, e: &crate::error::Error) -> Reply {
     if let crate::error::Error::Internal(detail) = e {
         eprintln!("ERROR {detail}");
     }
-    Reply::from_error(e)
+    match path {
+        "/login" | "/logout" | "/" => browser::error_page(e),
+        _ => Reply::from_error(e),
+    }
 }

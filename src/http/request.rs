@@ -27,6 +27,8 @@ pub struct Req {
     pub authorization: Option<String>,
     pub cookie: Option<String>,
     pub host: Option<String>,
+    /// What the browser says about where the request comes from (`cross-site`, …).
+    pub sec_fetch_site: Option<String>,
     pub client: IpAddr,
     pub body: Vec<u8>,
 }
@@ -51,6 +53,7 @@ pub fn read(rq: &mut tiny_http::Request, limit: u64, trusted: &[Cidr]) -> Result
     let mut cookie = None;
     let mut host = None;
     let mut forwarded_for = None;
+    let mut sec_fetch_site = None;
     for h in rq.headers() {
         let field = &h.field;
         if field.equiv("Authorization") {
@@ -63,6 +66,8 @@ pub fn read(rq: &mut tiny_http::Request, limit: u64, trusted: &[Cidr]) -> Result
             cookie = Some(h.value.as_str().to_string());
         } else if field.equiv("Host") {
             host = Some(h.value.as_str().to_string());
+        } else if field.equiv("Sec-Fetch-Site") {
+            sec_fetch_site = Some(h.value.as_str().to_ascii_lowercase());
         } else if field.equiv("X-Forwarded-For") {
             forwarded_for = Some(h.value.as_str().to_string());
         }
@@ -89,6 +94,7 @@ pub fn read(rq: &mut tiny_http::Request, limit: u64, trusted: &[Cidr]) -> Result
         authorization,
         cookie,
         host,
+        sec_fetch_site,
         client,
         body,
     })

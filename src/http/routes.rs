@@ -36,7 +36,8 @@ pub fn route(app: &App, req: &Req) -> (&'static str, Result<Reply, Error>) {
         _ => match allowed(&segments) {
             Some(methods) => (
                 "other",
-                Ok(Reply::from_error(&Error::MethodNotAllowed).header("Allow", methods)),
+                Ok(super::error_reply(&req.path, &Error::MethodNotAllowed)
+                    .header("Allow", methods)),
             ),
             None => ("other", Err(Error::NotFound)),
         },

@@ -47,6 +47,10 @@ fn serve_refuses_nonsense_settings_with_exit_2() {
         vec!["--body-limit", "lots"],
         vec!["--trusted-proxies", "not-an-ip"],
         vec!["--workers", "0"],
+        vec!["--cookie-domain", "https://example.test"],
+        vec!["--cookie-domain", "example.test:8080"],
+        vec!["--cookie-domain", "ex ample.test"],
+        vec!["--cookie-domain", "example.test; Path=/x"],
         vec!["--no-such-flag"],
     ] {
         let mut all = vec!["serve", "--listen", "127.0.0.1:0", "--db", &db];

@@ -137,7 +137,12 @@ fn other_methods_get_405_with_the_documented_methods_in_allow() {
         }
         methods.sort();
         let r = request("TRACE", &s.url(&path.replace("{id}", "x")), &[], b"");
-        assert_error(&r, 405, "method_not_allowed");
+        if ["/login", "/logout", "/"].contains(&path.as_str()) {
+            assert_eq!(r.status, 405, "{path}");
+            assert_eq!(r.header("Content-Type"), Some("text/html; charset=utf-8"));
+        } else {
+            assert_error(&r, 405, "method_not_allowed");
+        }
         let mut allow: Vec<&str> = r.header("Allow").unwrap().split(", ").collect();
         allow.sort_unstable();
         assert_eq!(allow, methods, "{path}");

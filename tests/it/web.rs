@@ -216,9 +216,13 @@ fn missing_or_wrong_csrf_token_is_refused_before_the_password() {
     s.add_user("alice");
     let (cookie, field) = get_form(&s, CSRF_SECURE);
     let other = get_form(&s, CSRF_SECURE).1;
+    let forged = format!("{}.{}", &field[..field.rfind('.').unwrap()], "A".repeat(43));
     for (cookie, field) in [
-        ("", field.as_str()),
+        ("", ""),
+        ("", forged.as_str()),
+        ("", "1.2.3"),
         (cookie.as_str(), ""),
+        // Both signed by the server, but not the pair this browser was given.
         (cookie.as_str(), other.as_str()),
         (cookie.as_str(), &field[..field.len() - 1]),
     ] {
@@ -229,10 +233,38 @@ fn missing_or_wrong_csrf_token_is_refused_before_the_password() {
         // A fresh form to try again.
         assert!(set_cookie(&r, CSRF_SECURE).is_some());
     }
-    // A cookie under the insecure name does not count on a secure server.
-    let r = post_login(&s, (CSRF_INSECURE, &cookie, &field), "alice", PASSWORD, "/");
+    // A browser that says the post comes from another site is refused, token or not.
+    let body = format!(
+        "username=alice&password={}&rd=%2F&csrf={}",
+        form_encode(PASSWORD),
+        form_encode(&field)
+    );
+    let r = request(
+        "POST",
+        &s.url("/login"),
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Sec-Fetch-Site", "cross-site"),
+        ],
+        body.as_bytes(),
+    );
     assert_eq!(r.status, 403);
     assert_eq!(session_rows(&s), 0);
+}
+
+/// A client that keeps no cookies (or will not send a `Secure` one over plain HTTP)
+/// signs in with the token from the form alone.
+#[test]
+fn the_form_token_alone_signs_in_without_the_csrf_cookie() {
+    let s = Server::start(&[]);
+    s.add_user("alice");
+    let (_, field) = get_form(&s, CSRF_SECURE);
+    let r = post_login(&s, (CSRF_SECURE, "", &field), "alice", PASSWORD, "/app");
+    assert_eq!(r.status, 303, "{}", r.text);
+    assert_eq!(r.header("Location"), Some("/app"));
+    let session = set_cookie(&r, "appliance_session").expect("session cookie");
+    assert!(session.contains("; Secure"), "{session}");
+    assert_eq!(session_rows(&s), 1);
 }
 
 #[test]
@@ -298,8 +330,29 @@ fn sign_out_revokes_the_cookie_session_and_clears_the_cookie() {
 #[test]
 fn browser_pages_refuse_other_methods() {
     let s = Server::start(&[]);
+    // The browser pages answer with HTML, errors included.
     for (method, path) in [("PUT", "/login"), ("POST", "/logout"), ("DELETE", "/")] {
         let r = request(method, &s.url(path), &[], b"");
-        assert_error(&r, 405, "method_not_allowed");
+        assert_eq!(r.status, 405, "{method} {path}");
+        assert_html(&r);
+        assert!(r.header("Allow").is_some());
     }
+    let huge = vec![b'a'; 70_000];
+    let r = request(
+        "POST",
+        &s.url("/login"),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &huge,
+    );
+    assert_eq!(r.status, 413);
+    assert_html(&r);
+    // HEAD /logout changes nothing.
+    s.add_user("alice");
+    let token = s.login("alice");
+    let cookie = format!("appliance_session={token}");
+    assert_eq!(
+        request("HEAD", &s.url("/logout"), &[("Cookie", &cookie)], b"").status,
+        200
+    );
+    assert_eq!(get(&s.url("/api/validate"), Some(&token)).status, 200);
 }
