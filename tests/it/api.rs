@@ -438,22 +438,7 @@ fn logout_revokes_the_presented_token() {
 fn an_expired_pat_reads_expired() {
     let s = Server::start(&[]);
     s.add_user("alice");
-    let out = s.admin(
-        &[
-            "token",
-            "create",
-            "--user",
-            "alice",
-            "--name",
-            "short",
-            "--expires-in",
-            "1s",
-        ],
-        "",
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let pat = stdout(&out).trim().to_string();
-    assert!(pat.starts_with("apt_"));
+    let pat = s.admin_pat("alice", "short", &["--expires-in", "1s"]);
     assert_eq!(get(&s.url("/api/validate"), Some(&pat)).status, 200);
     sleep(Duration::from_millis(1100));
     assert_invalid_token(&get(&s.url("/api/validate"), Some(&pat)), "expired");

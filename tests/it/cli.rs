@@ -102,12 +102,7 @@ fn serve_reads_settings_from_the_environment() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    let line = first_stdout_line(&mut child);
     assert!(line.starts_with("listening on http://127.0.0.1:"), "{line}");
     assert!(db.exists());
     child.kill().unwrap();

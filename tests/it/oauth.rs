@@ -72,20 +72,7 @@ fn live_session_and_pat_introspect_as_active() {
 fn never_expiring_pat_has_no_exp() {
     let s = Server::start(&[]);
     s.add_user("alice");
-    let out = s.admin(
-        &[
-            "token",
-            "create",
-            "--user",
-            "alice",
-            "--name",
-            "agent",
-            "--never-expires",
-        ],
-        "",
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let pat = stdout(&out).trim().to_string();
+    let pat = s.admin_pat("alice", "agent", &["--never-expires"]);
     let session = s.login("alice");
     let r = introspect(&s, Some(&session), &pat);
     assert_eq!(r.json["active"], true, "{}", r.text);

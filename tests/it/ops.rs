@@ -186,20 +186,7 @@ fn purged_tokens_read_unknown_and_recent_ones_keep_their_reason() {
     let revoked = s.login("alice");
     let live = s.login("alice");
     post_json(&s.url("/api/logout"), Some(&revoked), "");
-    let out = s.admin(
-        &[
-            "token",
-            "create",
-            "--user",
-            "alice",
-            "--name",
-            "short",
-            "--expires-in",
-            "1s",
-        ],
-        "",
-    );
-    let expiring = stdout(&out).trim().to_string();
+    let expiring = s.admin_pat("alice", "short", &["--expires-in", "1s"]);
     assert_invalid_token(&get(&s.url("/api/validate"), Some(&revoked)), "revoked");
     sleep(Duration::from_millis(1100));
     assert_invalid_token(&get(&s.url("/api/validate"), Some(&expiring)), "expired");
@@ -236,12 +223,7 @@ fn every_change_is_audited_with_its_actor() {
         b"",
     );
     post_json(&s.url("/api/sessions/revoke-all"), Some(&session), "");
-    let pat = stdout(&s.admin(
-        &["token", "create", "--user", "alice", "--name", "agent"],
-        "",
-    ))
-    .trim()
-    .to_string();
+    let pat = s.admin_pat("alice", "agent", &[]);
     s.admin(&["revoke", "--token", &pat], "");
     s.admin(&["revoke", "--user", "alice"], "");
     let fresh = s.login("alice");
@@ -386,12 +368,7 @@ fn serves_as_a_non_root_user_on_a_fresh_data_directory() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    let line = first_stdout_line(&mut child);
     assert!(line.starts_with("listening on http://0.0.0.0:"), "{line:?}");
     let port: u16 = line.trim().rsplit(':').next().unwrap().parse().unwrap();
     let r = get(&format!("http://127.0.0.1:{port}/healthz"), None);

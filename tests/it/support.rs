@@ -403,3 +403,26 @@ pub fn input_value(html: &str, name: &str) -> Option<String> {
 pub fn form_encode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+impl Server {
+    /// `admin token create --user USER --name NAME EXTRA…`; asserts success and returns
+    /// the PAT it printed.
+    pub fn admin_pat(&self, user: &str, name: &str, extra: &[&str]) -> String {
+        let mut args = vec!["token", "create", "--user", user, "--name", name];
+        args.extend_from_slice(extra);
+        let out = self.admin(&args, "");
+        assert!(out.status.success(), "{}", stderr(&out));
+        let pat = stdout(&out).trim().to_string();
+        assert!(pat.starts_with("apt_"), "{pat}");
+        pat
+    }
+}
+
+/// The first line a spawned child prints on its (piped) stdout.
+pub fn first_stdout_line(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line
+}
