@@ -165,10 +165,12 @@ impl App {
         } else {
             None
         };
-        let verified = match self
+        self.metrics.login_queue_depth.fetch_add(1, Relaxed);
+        let verified = self
             .passwords
-            .verify(password, found.as_ref().map(|(_, phc)| phc.as_str()))
-        {
+            .verify(password, found.as_ref().map(|(_, phc)| phc.as_str()));
+        self.metrics.login_queue_depth.fetch_sub(1, Relaxed);
+        let verified = match verified {
             Ok(ok) => ok,
             Err(PoolError::Busy) => {
                 self.metrics.login_pool_rejected.fetch_add(1, Relaxed);
