@@ -215,11 +215,7 @@ fn histogram(
     }
     let count = count.load(Relaxed);
     let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-    let _ = writeln!(
-        out,
-        "{name}_sum {}",
-        sum_us.load(Relaxed) as f64 / 1e6
-    );
+    let _ = writeln!(out, "{name}_sum {}", sum_us.load(Relaxed) as f64 / 1e6);
     let _ = writeln!(out, "{name}_count {count}");
 }
 

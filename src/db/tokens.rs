@@ -464,7 +464,10 @@ mod tests {
             RevokeOutcome::AlreadyRevoked
         );
         assert_eq!(s.slide_session(&h, 200, 20_000, 1).unwrap(), None);
-        assert_eq!(s.slide_session(&hash("nope"), 200, 20_000, 1).unwrap(), None);
+        assert_eq!(
+            s.slide_session(&hash("nope"), 200, 20_000, 1).unwrap(),
+            None
+        );
         assert_eq!(
             s.revoke_token(&hash("nope"), 200, None).unwrap(),
             RevokeOutcome::NotFound
