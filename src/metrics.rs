@@ -236,12 +236,12 @@ mod tests {
         assert!(text.contains("appliance_requests_total{endpoint=\"validate\",status=\"4xx\"} 1"));
         assert!(text.contains("appliance_request_duration_seconds_bucket{le=\"0.0005\"} 1"));
         assert!(text.contains("appliance_request_duration_seconds_count 2"));
+        assert!(text.contains("appliance_live_tokens{kind=\"session\"} 3"));
         m.observe(endpoint_index("healthz"), 200, 300);
         let text = m.render(None);
         assert!(text.contains("appliance_request_duration_seconds_count 3"));
         assert!(text.contains("appliance_validate_duration_seconds_bucket{le=\"0.0005\"} 1"));
         assert!(text.contains("appliance_validate_duration_seconds_count 2"));
         assert!(text.contains("appliance_login_queue_depth 0"));
-        assert!(text.contains("appliance_live_tokens{kind=\"session\"} 3"));
     }
 }
