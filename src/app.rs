@@ -127,20 +127,22 @@ impl App {
         let stored = record.expires_at.unwrap_or(now);
         let target = (now + self.config.session_window_ms)
             .min(record.created_at + self.config.session_lifetime_ms);
-        if target - stored < self.config.slide_slack_ms().max(1) {
+        let slack = self.config.slide_slack_ms().max(1);
+        if target - stored < slack {
             self.metrics
                 .session_extensions_skipped
                 .fetch_add(1, Relaxed);
             return Ok(stored);
         }
-        if let Some(written) = self.store.slide_session(hash, now, target)? {
+        if let Some(written) = self.store.slide_session(hash, now, target, slack)? {
             self.metrics
                 .session_extensions_written
                 .fetch_add(1, Relaxed);
             return Ok(written);
         }
-        // The guard refused: a racing request slid it further, or it was revoked or
-        // expired in between. Answer with what is stored now.
+        // The guard refused: a racing request slid it (to within the slack of our
+        // target), or it was revoked or expired in between. Answer with what is stored
+        // now.
         match self.store.token_expiry(hash)? {
             Some(Some(e)) if e > now => Ok(e),
             _ => Err(Error::InvalidToken(Reason::Expired)),
@@ -165,10 +167,12 @@ impl App {
         } else {
             None
         };
-        let verified = match self
+        self.metrics.login_queue_depth.fetch_add(1, Relaxed);
+        let verified = self
             .passwords
-            .verify(password, found.as_ref().map(|(_, phc)| phc.as_str()))
-        {
+            .verify(password, found.as_ref().map(|(_, phc)| phc.as_str()));
+        self.metrics.login_queue_depth.fetch_sub(1, Relaxed);
+        let verified = match verified {
             Ok(ok) => ok,
             Err(PoolError::Busy) => {
                 self.metrics.login_pool_rejected.fetch_add(1, Relaxed);

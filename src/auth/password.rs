@@ -14,6 +14,13 @@ use argon2::Argon2;
 
 pub const MIN_PASSWORD_LEN: usize = 8;
 
+/// The nice value of the hashing threads: when the CPU is contended, the scheduler
+/// prefers the HTTP workers (weight 1024 at nice 0 against 110 at nice 10), so a login
+/// storm slows logins down rather than token validation. An idle CPU still goes to
+/// logins in full.
+#[cfg(target_os = "linux")]
+const HASHING_NICE: i32 = 10;
+
 /// Argon2id with the crate's defaults, which are OWASP's (19 MiB, t=2, p=1).
 fn hasher() -> Argon2<'static> {
     Argon2::default()
@@ -99,7 +106,18 @@ impl PasswordPool {
     }
 }
 
+/// Lowers the calling thread's scheduling priority (Linux: nice is per thread).
+/// Raising it back would need privileges; failing to lower it is harmless.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let me = rustix::thread::gettid();
+        let _ = rustix::process::setpriority_process(Some(me), HASHING_NICE);
+    }
+}
+
 fn worker(rx: &Mutex<Receiver<Job>>) {
+    lower_priority();
     loop {
         // The lock is held only while waiting for the next job, not while hashing.
         let job = match rx.lock() {

@@ -129,25 +129,33 @@ impl Store {
         })
     }
 
-    /// Slides a live session's expiry forward to `target`. Returns the new expiry when
-    /// this call wrote it; `None` when the guard refused (expired, revoked, already at or
-    /// past `target` by a racing writer, or unknown): an expired session is never revived.
+    /// Slides a live session's expiry forward to `target` when the stored expiry is
+    /// behind it by `min_gain` ms or more. Returns the new expiry when this call wrote
+    /// it; `None` when the guard refused (expired, revoked, unknown, or a racing writer
+    /// already slid it to within `min_gain` of `target`): an expired session is never
+    /// revived, and requests racing on one token write once per `min_gain`, not once
+    /// each.
     pub fn slide_session(
         &self,
         hash: &TokenHash,
         now: i64,
         target: i64,
+        min_gain: i64,
     ) -> Result<Option<i64>, StoreError> {
         let conn = self.conn()?;
         let mut stmt = conn
             .prepare_cached(
                 "UPDATE tokens SET expires_at = ?1
                  WHERE token_hash = ?2 AND kind = 'session' AND revoked_at IS NULL
-                   AND expires_at > ?3 AND expires_at < ?1
+                   AND expires_at > ?3 AND expires_at <= ?1 - ?4
                  RETURNING expires_at",
             )
             .map_err(sql_err)?;
-        first_row(&mut stmt, params![target, &hash[..], now], |r| r.get(0))
+        first_row(
+            &mut stmt,
+            params![target, &hash[..], now, min_gain.max(1)],
+            |r| r.get(0),
+        )
     }
 
     /// The stored expiry of a token (`Some(None)`: never expires; `None`: no such token).
@@ -417,8 +425,8 @@ mod tests {
     fn expired_session_is_not_revived() {
         let (s, _d) = store();
         let h = with_token(&s, Kind::Session, "s1", Some(1_000));
-        assert_eq!(s.slide_session(&h, 1_000, 5_000).unwrap(), None);
-        assert_eq!(s.slide_session(&h, 2_000, 5_000).unwrap(), None);
+        assert_eq!(s.slide_session(&h, 1_000, 5_000, 1).unwrap(), None);
+        assert_eq!(s.slide_session(&h, 2_000, 5_000, 1).unwrap(), None);
         assert_eq!(s.token_expiry(&h).unwrap(), Some(Some(1_000)));
     }
 
@@ -426,11 +434,21 @@ mod tests {
     fn racing_slides_extend_once() {
         let (s, _d) = store();
         let h = with_token(&s, Kind::Session, "s1", Some(10_000));
-        assert_eq!(s.slide_session(&h, 500, 20_000).unwrap(), Some(20_000));
-        assert_eq!(s.slide_session(&h, 500, 20_000).unwrap(), None);
+        assert_eq!(s.slide_session(&h, 500, 20_000, 1).unwrap(), Some(20_000));
+        assert_eq!(s.slide_session(&h, 500, 20_000, 1).unwrap(), None);
         // Never moves a session backwards either.
-        assert_eq!(s.slide_session(&h, 600, 15_000).unwrap(), None);
+        assert_eq!(s.slide_session(&h, 600, 15_000, 1).unwrap(), None);
         assert_eq!(s.token_expiry(&h).unwrap(), Some(Some(20_000)));
+    }
+
+    #[test]
+    fn requests_racing_on_one_session_write_once_per_slack() {
+        let (s, _d) = store();
+        let h = with_token(&s, Kind::Session, "s1", Some(10_000));
+        // Two requests a few ms apart both read 10_000 and want now + window.
+        assert_eq!(s.slide_session(&h, 500, 20_000, 100).unwrap(), Some(20_000));
+        assert_eq!(s.slide_session(&h, 505, 20_005, 100).unwrap(), None);
+        assert_eq!(s.slide_session(&h, 600, 20_100, 100).unwrap(), Some(20_100));
     }
 
     #[test]
@@ -445,8 +463,11 @@ mod tests {
             s.revoke_token(&h, 101, None).unwrap(),
             RevokeOutcome::AlreadyRevoked
         );
-        assert_eq!(s.slide_session(&h, 200, 20_000).unwrap(), None);
-        assert_eq!(s.slide_session(&hash("nope"), 200, 20_000).unwrap(), None);
+        assert_eq!(s.slide_session(&h, 200, 20_000, 1).unwrap(), None);
+        assert_eq!(
+            s.slide_session(&hash("nope"), 200, 20_000, 1).unwrap(),
+            None
+        );
         assert_eq!(
             s.revoke_token(&hash("nope"), 200, None).unwrap(),
             RevokeOutcome::NotFound
@@ -525,7 +546,7 @@ mod tests {
         let mut now = 0;
         for _ in 0..20_000 {
             now += 1_000;
-            let written = s.slide_session(&h, now, now + 10_000).unwrap();
+            let written = s.slide_session(&h, now, now + 10_000, 1).unwrap();
             assert_eq!(written, Some(now + 10_000));
             // The read path between writes, as requests do.
             assert!(s.lookup_token(&h).unwrap().is_some());

@@ -6,6 +6,7 @@
 
 mod browser;
 mod handlers;
+pub mod log;
 pub mod request;
 pub mod response;
 mod routes;
@@ -72,6 +73,7 @@ pub fn serve(app: Arc<App>, listener: TcpListener) -> Result<(), String> {
     let stopping = Arc::new(AtomicBool::new(false));
     let timeout = Duration::from_millis(app.config.client_timeout_ms as u64);
     keep_accepting(local, timeout, Arc::clone(&stopping))?;
+    log::start_flusher()?;
     let mut workers = Vec::with_capacity(app.config.workers);
     for i in 0..app.config.workers {
         let (server, app, stopping) =
@@ -87,6 +89,7 @@ pub fn serve(app: Arc<App>, listener: TcpListener) -> Result<(), String> {
                         // running out of file descriptors): this process will never
                         // accept another connection. Exit, so a supervisor restarts it,
                         // rather than run on deaf.
+                        log::flush();
                         eprintln!("ERROR the listener stopped accepting connections: {e}; exiting");
                         std::process::exit(1);
                     }
@@ -102,6 +105,7 @@ pub fn serve(app: Arc<App>, listener: TcpListener) -> Result<(), String> {
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     println!("listening on http://{local}");
     if let Some(sig) = signals.forever().next() {
+        log::flush();
         eprintln!("received signal {sig}; finishing in-flight requests");
     }
     stopping.store(true, Ordering::SeqCst);
@@ -111,6 +115,7 @@ pub fn serve(app: Arc<App>, listener: TcpListener) -> Result<(), String> {
         .name("shutdown-deadline".into())
         .spawn(|| {
             thread::sleep(SHUTDOWN_GRACE);
+            log::flush();
             eprintln!(
                 "in-flight requests did not finish within {}s; exiting",
                 SHUTDOWN_GRACE.as_secs()
@@ -124,6 +129,7 @@ pub fn serve(app: Arc<App>, listener: TcpListener) -> Result<(), String> {
     for w in workers {
         let _ = w.join();
     }
+    log::flush();
     eprintln!("stopped");
     Ok(())
 }
@@ -180,20 +186,21 @@ fn handle(app: &App, mut rq: tiny_http::Request) {
     // One line per request; the path only (a query may carry a redirect target, never
     // a token, but it is not needed to read the log).
     let path = rq.url().split('?').next().unwrap_or("");
-    eprintln!(
-        "{} {} {} {:.1}ms",
+    log::line(format_args!(
+        "{} {} {} {}.{}ms",
         rq.method(),
         path,
         reply.status,
-        micros as f64 / 1000.0
-    );
+        micros / 1000,
+        micros % 1000 / 100
+    ));
     response::send(rq, reply);
 }
 
 /// Errors on the browser pages are HTML pages; everywhere else the contract's JSON.
 fn error_reply(path: &str, e: &crate::error::Error) -> Reply {
     if let crate::error::Error::Internal(detail) = e {
-        eprintln!("ERROR {detail}");
+        log::line(format_args!("ERROR {detail}"));
     }
     match path {
         "/login" | "/logout" | "/" => browser::error_page(e),
