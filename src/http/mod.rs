@@ -71,8 +71,6 @@ pub fn serve(app: Arc<App>, listener: TcpListener) -> Result<(), String> {
             .map_err(|e| format!("cannot start the HTTP server: {e}"))?,
     );
     let stopping = Arc::new(AtomicBool::new(false));
-    let timeout = Duration::from_millis(app.config.client_timeout_ms as u64);
-    keep_accepting(local, timeout, Arc::clone(&stopping))?;
     log::start_flusher()?;
     let mut workers = Vec::with_capacity(app.config.workers);
     for i in 0..app.config.workers {
@@ -84,15 +82,9 @@ pub fn serve(app: Arc<App>, listener: TcpListener) -> Result<(), String> {
                 match server.recv() {
                     Ok(rq) => handle(&app, rq),
                     Err(_) if stopping.load(Ordering::SeqCst) => return,
-                    Err(e) => {
-                        // tiny_http's accept thread ends on its first error (such as
-                        // running out of file descriptors): this process will never
-                        // accept another connection. Exit, so a supervisor restarts it,
-                        // rather than run on deaf.
-                        log::flush();
-                        eprintln!("ERROR the listener stopped accepting connections: {e}; exiting");
-                        std::process::exit(1);
-                    }
+                    // Only unblock() wakes recv() without a request (our vendored
+                    // tiny_http never stops accepting), so this is spurious.
+                    Err(_) => continue,
                 }
             })
             .map_err(|e| format!("cannot start worker thread: {e}"))?;
@@ -132,36 +124,6 @@ pub fn serve(app: Arc<App>, listener: TcpListener) -> Result<(), String> {
     log::flush();
     eprintln!("stopped");
     Ok(())
-}
-
-/// `accept()` on the listener honours its SO_RCVTIMEO too, and tiny_http's accept thread
-/// stops for good on the first error, timeouts included: a server that saw no new
-/// connection for the client timeout would stop accepting. So a loopback connection is
-/// opened (and closed at once) well within every timeout period.
-fn keep_accepting(
-    local: SocketAddr,
-    timeout: Duration,
-    stopping: Arc<AtomicBool>,
-) -> Result<(), String> {
-    let mut target = local;
-    if target.ip().is_unspecified() {
-        target.set_ip(match target {
-            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    let period = timeout / 4;
-    thread::Builder::new()
-        .name("keep-accepting".into())
-        .spawn(move || {
-            while !stopping.load(Ordering::SeqCst) {
-                thread::sleep(period);
-                // Failure is harmless here: a busy listener accepts anyway.
-                let _ = std::net::TcpStream::connect_timeout(&target, period);
-            }
-        })
-        .map(|_| ())
-        .map_err(|e| format!("cannot start the keep-accepting thread: {e}"))
 }
 
 fn handle(app: &App, mut rq: tiny_http::Request) {

@@ -377,3 +377,45 @@ fn serves_as_a_non_root_user_on_a_fresh_data_directory() {
     signal(child.id(), "-TERM");
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+/// Bursts of new keep-alive connections are all answered promptly. tiny_http's
+/// connection thread pool used to queue one of a burst behind connections that stay
+/// open, so it waited until one of them closed (vendor/tiny_http/PATCHES.md).
+#[test]
+fn bursts_of_new_connections_are_answered_promptly() {
+    let s = Server::start(&[]);
+    s.add_user("alice");
+    let token = s.login("alice");
+    let request =
+        format!("GET /api/validate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n");
+    for round in 0..8 {
+        let clients = 16 + round * 4;
+        let barrier = std::sync::Barrier::new(clients);
+        let answered = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..clients)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut conn = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+                        conn.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+                        conn.write_all(request.as_bytes()).unwrap();
+                        let mut buf = [0u8; 64];
+                        let ok = matches!(conn.read(&mut buf), Ok(n) if buf[..n].starts_with(b"HTTP/1.1 200"));
+                        // Keep the connection open (keep-alive) until every client of
+                        // the round has its answer, as a busy client would.
+                        barrier.wait();
+                        ok
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .filter(|ok| *ok)
+                .count()
+        });
+        assert_eq!(
+            answered, clients,
+            "round {round}: only {answered} of {clients} answered within 1.5 s"
+        );
+    }
+}
