@@ -281,18 +281,10 @@ fn renew_answers_by_the_threshold() {
         let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", *a)).collect();
         request("POST", &s.url("/api/tokens/current/renew"), &headers, b"")
     };
-    let fresh = s.pat(&session, r#"{"name":"fresh"}"#).json["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let fresh = s.new_pat(&session, r#"{"name":"fresh"}"#);
     let due = s.pat(&session, r#"{"name":"due","expires_in_days":5}"#);
     let due_token = due.json["token"].as_str().unwrap().to_string();
-    let forever = s
-        .pat(&session, r#"{"name":"forever","expires_in_days":null}"#)
-        .json["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let forever = s.new_pat(&session, r#"{"name":"forever","expires_in_days":null}"#);
 
     let before = get(&s.url("/api/userinfo"), Some(&fresh)).json["expires_at"].clone();
     let r = renew(Some(&format!("Bearer {fresh}")));
@@ -330,10 +322,7 @@ fn renew_answers_by_the_threshold() {
     ] {
         assert_invalid_token(&renew(Some(&format!("Bearer {near}"))), "unknown");
     }
-    let doomed = s.pat(&session, r#"{"name":"doomed"}"#).json["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let doomed = s.new_pat(&session, r#"{"name":"doomed"}"#);
     s.admin(&["revoke", "--token", &doomed], "");
     assert_invalid_token(&renew(Some(&format!("Bearer {doomed}"))), "revoked");
     let unknown = "apt_".to_string() + &"A".repeat(43);
@@ -345,12 +334,7 @@ fn concurrent_renews_extend_once() {
     let s = Server::start(&["--pat-lifetime", "10d", "--pat-renew-threshold", "9d"]);
     s.add_user("alice");
     let session = s.login("alice");
-    let pat = s
-        .pat(&session, r#"{"name":"due","expires_in_days":5}"#)
-        .json["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let pat = s.new_pat(&session, r#"{"name":"due","expires_in_days":5}"#);
     let url = s.url("/api/tokens/current/renew");
     let answers: Vec<Value> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..8)
@@ -384,10 +368,7 @@ fn break_glass_from_the_api_rejects_every_older_token() {
     s.add_user("alice");
     let session = s.login("alice");
     let other = s.login("alice");
-    let pat = s.pat(&session, r#"{"name":"ci"}"#).json["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let pat = s.new_pat(&session, r#"{"name":"ci"}"#);
     let r = post_json(&s.url("/api/sessions/revoke-all"), Some(&session), "");
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["session_version"], 2);
@@ -518,10 +499,7 @@ fn the_log_never_contains_a_token_or_password() {
     let s = Server::start(&[]);
     s.add_user("alice");
     let token = s.login("alice");
-    let pat = s.pat(&token, r#"{"name":"ci"}"#).json["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let pat = s.new_pat(&token, r#"{"name":"ci"}"#);
     get(&s.url("/api/validate"), Some(&pat));
     post_json(
         &s.url("/api/login"),

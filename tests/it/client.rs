@@ -624,10 +624,7 @@ fn agent_picks_up_a_new_pat_without_a_restart() {
         "{line}"
     );
     let session = s.login("alice");
-    let new = s.pat(&session, r#"{"name":"new"}"#).json["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let new = s.new_pat(&session, r#"{"name":"new"}"#);
     assert!(c.login_token(&s.base, &new).status.success());
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut renewed = false;

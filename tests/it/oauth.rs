@@ -173,10 +173,7 @@ fn revocation_endpoint_revokes_live_tokens_and_accepts_unknown_ones() {
     let s = Server::start(&[]);
     s.add_user("alice");
     let session = s.login("alice");
-    let pat = s.pat(&session, r#"{"name":"ci"}"#).json["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let pat = s.new_pat(&session, r#"{"name":"ci"}"#);
     for token in [&pat, &session] {
         let r = post_form(
             &s.url("/oauth/revoke"),

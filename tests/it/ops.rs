@@ -138,10 +138,7 @@ fn metrics_count_requests_extensions_renewals_and_failures() {
         None,
         r#"{"username":"alice","password":"wrong-password"}"#,
     );
-    let pat = s.pat(&token, r#"{"name":"x","expires_in_days":5}"#).json["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let pat = s.new_pat(&token, r#"{"name":"x","expires_in_days":5}"#);
     request(
         "POST",
         &s.url("/api/tokens/current/renew"),
@@ -296,10 +293,7 @@ fn a_live_backup_is_consistent_and_restores() {
     let s = Server::start(&[]);
     s.add_user("alice");
     let session = s.login("alice");
-    let first = s.pat(&session, r#"{"name":"before"}"#).json["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let first = s.new_pat(&session, r#"{"name":"before"}"#);
     let backup = s.dir.path().join("backup.db");
     let url = s.url("/api/tokens");
     std::thread::scope(|scope| {

@@ -143,9 +143,16 @@ impl Server {
         r.json["token"].as_str().unwrap().to_string()
     }
 
-    /// A user and a fresh PAT for them (created through the API).
+    /// `POST /api/tokens` with `body`, as the holder of `session`.
     pub fn pat(&self, session: &str, body: &str) -> Resp {
         post_json(&self.url("/api/tokens"), Some(session), body)
+    }
+
+    /// A new PAT through the API; asserts the 201 and returns the token.
+    pub fn new_pat(&self, session: &str, body: &str) -> String {
+        let r = self.pat(session, body);
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.json["token"].as_str().unwrap().to_string()
     }
 
     /// Every stderr line printed so far.
