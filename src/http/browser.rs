@@ -348,31 +348,10 @@ fn check_redirect(
 /// A path that stays on the origin even after one more round of percent-decoding:
 /// not `//…`, not `/\…`.
 fn safe_path(path: &str) -> bool {
-    let decoded: Vec<u8> = form_urlencoded_percent_decode(path.as_bytes());
+    let decoded: Vec<u8> = percent_encoding::percent_decode(path.as_bytes()).collect();
     decoded.first() == Some(&b'/')
         && !matches!(decoded.get(1), Some(b'/' | b'\\'))
         && !decoded.iter().any(|b| b.is_ascii_control())
-}
-
-fn form_urlencoded_percent_decode(bytes: &[u8]) -> Vec<u8> {
-    let hex = |b: u8| (b as char).to_digit(16);
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            if let (Some(h), Some(l)) = (
-                bytes.get(i + 1).and_then(|b| hex(*b)),
-                bytes.get(i + 2).and_then(|b| hex(*b)),
-            ) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    out
 }
 
 /// The lowercased host of an authority `host[:port]`, if it is a plain DNS name or

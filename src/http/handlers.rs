@@ -217,8 +217,7 @@ pub fn introspect(app: &App, req: &Req) -> Result<Reply, Error> {
 /// RFC 7009: holding the token is the proof; 200 whether or not it existed.
 pub fn oauth_revoke(app: &App, req: &Req) -> Result<Reply, Error> {
     let presented = form_token(req)?;
-    if let Ok((record, hash)) = app.live_token(&presented, app.now()) {
-        debug_assert_eq!(record.hash, hash.to_vec());
+    if let Ok((_, hash)) = app.live_token(&presented, app.now()) {
         app.revoke(&hash)?;
     }
     Ok(Reply::empty(200))
