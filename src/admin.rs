@@ -17,7 +17,7 @@ use crate::cli::{
 use crate::clock::{rfc3339, Clock, SystemClock};
 use crate::config::parse_duration;
 use crate::db::tokens::RevokeOutcome;
-use crate::db::{AuditEntry, Store, StoreError, User};
+use crate::db::{is_postgres, redact, AuditEntry, Store, StoreError, User};
 use crate::error::exit;
 
 /// A refusal: the exit code and the sentence for stderr.
@@ -64,10 +64,11 @@ pub fn run(command: AdminCommand) -> u8 {
 }
 
 /// Opens (creating and migrating if needed) the database for an admin command.
-pub fn open(path: &str) -> Result<Store, Refusal> {
-    Store::open(Path::new(path), 2).map_err(|e| match e {
-        StoreError::TooNew { .. } => refused(format!("Cannot use {path}: {e}.")),
-        other => refused(format!("Cannot open the database {path}: {other}.")),
+pub fn open(target: &str) -> Result<Store, Refusal> {
+    let shown = redact(target);
+    Store::open(target, 2).map_err(|e| match e {
+        StoreError::TooNew { .. } => refused(format!("Cannot use {shown}: {e}.")),
+        other => refused(format!("Cannot open the database {shown}: {other}.")),
     })
 }
 
@@ -304,6 +305,11 @@ fn audit(store: &Store, as_json: bool) -> Outcome {
 }
 
 fn backup(db: &str, dest: &str) -> Outcome {
+    if is_postgres(db) {
+        return Err(refused(
+            "admin backup copies a SQLite file; back up a PostgreSQL database with pg_dump (for example: pg_dump -Fc -f appliance.dump DBNAME).",
+        ));
+    }
     if Path::new(dest).exists() {
         return Err(refused(format!(
             "{dest} already exists; choose a new path for the backup."
@@ -313,7 +319,7 @@ fn backup(db: &str, dest: &str) -> Outcome {
     store
         .backup_to(Path::new(dest))
         .map_err(|e| refused(format!("Backup to {dest} failed: {e}.")))?;
-    println!("Backed up {db} to {dest}.");
+    println!("Backed up {} to {dest}.", redact(db));
     Ok(())
 }
 

@@ -18,7 +18,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP server on the SQLite database.
+    /// Run the HTTP server on the database (SQLite file or PostgreSQL).
     Serve(Box<ServeArgs>),
     /// Operate on the database directly (safe while `serve` runs).
     Admin {
@@ -37,15 +37,19 @@ pub enum Command {
     Agent(AgentArgs),
 }
 
-/// `--db PATH`, accepted by `serve` and every admin subcommand.
+/// `--db PATH|URL`, accepted by `serve` and every admin subcommand.
 #[derive(Debug, Args, Clone)]
 pub struct DbArg {
-    /// SQLite database file (created on first start).
+    /// SQLite database file (created on first start), or a PostgreSQL URL
+    /// (postgres://USER@HOST:PORT/DBNAME?sslmode=require; password from the URL or the
+    /// file named by APPLIANCE_DB_PASSWORD_FILE).
+    // hide_env_values: the variable may hold a URL with a password; --help must not print it.
     #[arg(
         long,
         env = "APPLIANCE_DB",
+        hide_env_values = true,
         default_value = "./appliance.db",
-        value_name = "PATH"
+        value_name = "PATH|URL"
     )]
     pub db: String,
 }
@@ -62,6 +66,14 @@ pub struct ServeArgs {
     pub listen: String,
     #[command(flatten)]
     pub db: DbArg,
+    /// Database connections this process holds at most (independent of --workers).
+    #[arg(
+        long,
+        env = "APPLIANCE_DB_POOL_SIZE",
+        default_value = "16",
+        value_name = "N"
+    )]
+    pub db_pool_size: String,
     /// Sliding window: each use of a session pushes its expiry to now + this.
     #[arg(
         long,

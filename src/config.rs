@@ -15,6 +15,7 @@ const DAY_MS: i64 = 86_400_000;
 pub struct Config {
     pub listen: String,
     pub db: String,
+    pub db_pool_size: u32,
     pub session_window_ms: i64,
     pub session_lifetime_ms: i64,
     pub pat_lifetime_ms: i64,
@@ -63,6 +64,7 @@ impl Config {
         let config = Config {
             listen: listen_flag(&a.listen)?,
             db: a.db.db.clone(),
+            db_pool_size: count_flag("--db-pool-size", &a.db_pool_size, 1, 1024)? as u32,
             session_window_ms: duration_flag("--session-window", &a.session_window)?,
             session_lifetime_ms: duration_flag("--session-lifetime", &a.session_lifetime)?,
             pat_lifetime_ms: duration_flag("--pat-lifetime", &a.pat_lifetime)?,

@@ -43,7 +43,13 @@ pub enum Error {
     },
     /// The detail is logged, never sent.
     Internal(String),
+    /// The database cannot be reached (v2); the detail is logged, never sent.
+    Unavailable(String),
 }
+
+/// `Retry-After` of a 503: PostgreSQL usually returns within seconds (a restart, a
+/// failover), and the pool's checkout has already waited a few.
+const UNAVAILABLE_RETRY_SECS: u64 = 2;
 
 impl Error {
     /// The whole status table.
@@ -57,6 +63,7 @@ impl Error {
             Error::PayloadTooLarge(_) => 413,
             Error::TooManyRequests { .. } => 429,
             Error::Internal(_) => 500,
+            Error::Unavailable(_) => 503,
         }
     }
 
@@ -71,6 +78,7 @@ impl Error {
             Error::PayloadTooLarge(_) => "payload_too_large",
             Error::TooManyRequests { .. } => "too_many_requests",
             Error::Internal(_) => "internal",
+            Error::Unavailable(_) => "unavailable",
         }
     }
 
@@ -98,6 +106,18 @@ impl Error {
                 format!("Too many attempts; retry in {retry_after_secs} seconds.")
             }
             Error::Internal(_) => "An internal error occurred; it has been logged.".to_string(),
+            Error::Unavailable(_) => format!(
+                "The database cannot be reached; retry in {UNAVAILABLE_RETRY_SECS} seconds."
+            ),
+        }
+    }
+
+    /// The `Retry-After` seconds an answer carries, if any.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Error::TooManyRequests { retry_after_secs } => Some(*retry_after_secs),
+            Error::Unavailable(_) => Some(UNAVAILABLE_RETRY_SECS),
+            _ => None,
         }
     }
 
@@ -116,6 +136,7 @@ impl Error {
                 retry_after_secs: 3,
             },
             Error::Internal("secret detail".into()),
+            Error::Unavailable("secret detail".into()),
         ]
     }
 }
@@ -124,6 +145,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Internal(detail) => write!(f, "internal: {detail}"),
+            Error::Unavailable(detail) => write!(f, "unavailable: {detail}"),
             other => write!(f, "{}: {}", other.code(), other.message()),
         }
     }
@@ -133,6 +155,7 @@ impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => Error::NotFound,
+            StoreError::Unavailable(detail) => Error::Unavailable(detail),
             other => Error::Internal(other.to_string()),
         }
     }
@@ -173,14 +196,35 @@ mod tests {
                 (413, "payload_too_large"),
                 (429, "too_many_requests"),
                 (500, "internal"),
+                (503, "unavailable"),
+            ]
+        );
+        let retry: Vec<Option<u64>> = Error::all().iter().map(Error::retry_after).collect();
+        assert_eq!(
+            retry,
+            [
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                Some(3),
+                None,
+                Some(2)
             ]
         );
     }
 
     #[test]
     fn internal_details_are_never_sent() {
-        let e = Error::Internal("secret detail".into());
-        assert!(!e.message().contains("secret"));
+        for e in [
+            Error::Internal("secret detail".into()),
+            Error::Unavailable("secret detail".into()),
+        ] {
+            assert!(!e.message().contains("secret"));
+        }
     }
 
     #[test]

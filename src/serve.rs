@@ -1,10 +1,9 @@
 //! `appliance serve`: validate the configuration, open the database, start the
 //! password pool and the background purge, and run the HTTP server until a signal.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::app::App;
 use crate::auth::password::PasswordPool;
@@ -12,12 +11,14 @@ use crate::auth::throttle::Throttle;
 use crate::cli::ServeArgs;
 use crate::clock::SystemClock;
 use crate::config::Config;
-use crate::db::{Store, StoreError};
+use crate::db::{redact, Store, StoreError};
 use crate::error::exit;
 use crate::metrics::Metrics;
 
 /// Rows deleted per purge statement, so a purge never holds the write lock for long.
 const PURGE_BATCH: i64 = 500;
+/// How long `serve` waits at start for an unreachable PostgreSQL before exiting 1.
+const START_RETRY: Duration = Duration::from_secs(30);
 
 pub fn run(args: &ServeArgs) -> u8 {
     let config = match Config::from_args(args) {
@@ -27,21 +28,22 @@ pub fn run(args: &ServeArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    let store = match Store::open(Path::new(&config.db), config.workers as u32 + 4) {
+    // Printed instead of the target: a PostgreSQL URL's password never is.
+    let shown = redact(&config.db);
+    let store = match open_retrying(&config.db, config.db_pool_size) {
         Ok(s) => s,
         Err(e @ StoreError::TooNew { .. }) => {
-            eprintln!("Cannot use {}: {e}.", config.db);
+            eprintln!("Cannot use {shown}: {e}.");
             return exit::REFUSED;
         }
         Err(e) => {
-            eprintln!("Cannot open the database {}: {e}.", config.db);
+            eprintln!("Cannot open the database {shown}: {e}.");
             return exit::REFUSED;
         }
     };
     if store.count_users().unwrap_or(1) == 0 {
         eprintln!(
-            "No users yet. Add the first one with: appliance admin user add --db {} USERNAME",
-            config.db
+            "No users yet. Add the first one with: appliance admin user add --db {shown} USERNAME"
         );
     }
     // Logins waiting for a hashing thread are bounded (see Config), so a login storm
@@ -56,7 +58,7 @@ pub fn run(args: &ServeArgs) -> u8 {
     let csrf_key = match store.secret("csrf") {
         Ok(k) => k,
         Err(e) => {
-            eprintln!("Cannot read the signing key from {}: {e}.", config.db);
+            eprintln!("Cannot read the signing key from {shown}: {e}.");
             return exit::REFUSED;
         }
     };
@@ -83,12 +85,50 @@ pub fn run(args: &ServeArgs) -> u8 {
         csrf_key,
     });
     start_purge(Arc::clone(&app));
+    if !app.store.is_postgres() {
+        start_checkpoint(app.store.clone());
+    }
     match crate::http::serve(app, listener) {
         Ok(()) => exit::OK,
         Err(e) => {
             eprintln!("{e}");
             exit::REFUSED
         }
+    }
+}
+
+/// Opens the database; while PostgreSQL cannot be reached (a replica starting before
+/// its database, or during a failover) tries again for up to `START_RETRY`.
+fn open_retrying(target: &str, pool_size: u32) -> Result<Store, StoreError> {
+    let started = Instant::now();
+    let mut said = false;
+    loop {
+        match Store::open(target, pool_size) {
+            Err(StoreError::Unavailable(why)) if started.elapsed() < START_RETRY => {
+                if !said {
+                    eprintln!("WARN {why}; retrying for up to {}s", START_RETRY.as_secs());
+                    said = true;
+                }
+                thread::sleep(Duration::from_secs(1));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Runs SQLite's checkpoint policy (`Store::checkpoint`) every second, so the WAL
+/// stays bounded however busy the readers are.
+fn start_checkpoint(store: Store) {
+    let spawned = thread::Builder::new()
+        .name("checkpoint".into())
+        .spawn(move || loop {
+            thread::sleep(Duration::from_secs(1));
+            if let Err(e) = store.checkpoint() {
+                eprintln!("WARN WAL checkpoint failed, will retry: {e}");
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("WARN cannot start the checkpoint thread: {e}");
     }
 }
 

@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Transaction};
 
-use super::{all_rows, sql_err, Store, StoreError};
+use super::{all_rows, sql_err, Sqlite, StoreError};
 
 /// A change about to be recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,9 +42,9 @@ pub(crate) fn record(tx: &Transaction<'_>, now: i64, entry: &AuditEntry) -> Resu
     .map_err(sql_err)
 }
 
-impl Store {
+impl Sqlite {
     /// The whole log, oldest first.
-    pub fn audit_log(&self) -> Result<Vec<AuditRecord>, StoreError> {
+    pub(crate) fn audit_log(&self) -> Result<Vec<AuditRecord>, StoreError> {
         let conn = self.conn()?;
         let mut stmt = conn
             .prepare_cached("SELECT at, actor, action, target, detail FROM audit ORDER BY seq")

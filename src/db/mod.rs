@@ -1,17 +1,24 @@
-//! Storage: the SQLite pool, its pragmas, migrations, and every SQL statement of the
-//! program, behind functions in domain terms. rusqlite types do not leave this module.
+//! Storage: every SQL statement of the program, behind `Store`'s functions in domain
+//! terms. `Store` is the only storage type callers see; behind it one of two backends,
+//! SQLite (a file, the default: this module, `users`, `tokens`, `audit`, `migrate`) or
+//! PostgreSQL (`pg`, for several replicas on one database). rusqlite and postgres types
+//! do not leave this module.
 //!
-//! Each function is one statement or one transaction, so a second backend can keep
-//! the same guarantees. Decisions that race (sliding, renewing, revoking) are guarded
-//! `UPDATE ... WHERE <condition> RETURNING`: the guard is the check.
+//! Each function is one statement or one transaction on both backends, with the same
+//! guards. Decisions that race (sliding, renewing, revoking) are guarded
+//! `UPDATE ... WHERE <condition> RETURNING`: the guard is the check, so they hold under
+//! PostgreSQL's concurrent writers as under SQLite's single one.
 
 pub mod audit;
+#[cfg(test)]
+mod conformance;
 mod migrate;
+mod pg;
 pub mod tokens;
 pub mod users;
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use r2d2::{Pool, PooledConnection};
@@ -20,8 +27,11 @@ use rusqlite::{ErrorCode, Params, Row, Statement};
 
 pub use audit::{AuditEntry, AuditRecord};
 pub use migrate::LATEST as SCHEMA_VERSION;
-pub use tokens::{NewToken, PatSummary, TokenRecord};
+pub use pg::redact;
+pub use tokens::{NewToken, PatSummary, RevokeOutcome, TokenRecord};
 pub use users::User;
+
+use crate::auth::token::TokenHash;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreError {
@@ -30,7 +40,11 @@ pub enum StoreError {
     Conflict,
     /// The database stayed locked by another writer past the busy timeout.
     Busy,
-    /// The file's schema is newer than this binary.
+    /// The database cannot be reached (PostgreSQL down, connection lost, pool
+    /// exhausted waiting for it) or asked for a retry (serialization failure). The
+    /// detail is for the log: the caller answers 503 and may try again.
+    Unavailable(String),
+    /// The database's schema is newer than this binary.
     TooNew {
         found: i64,
         supported: i64,
@@ -48,6 +62,7 @@ impl fmt::Display for StoreError {
                 f,
                 "the database has schema version {found}, newer than this binary supports ({supported}); use a newer appliance"
             ),
+            StoreError::Unavailable(m) => write!(f, "the database is unavailable: {m}"),
             StoreError::Other(m) => write!(f, "{m}"),
         }
     }
@@ -63,12 +78,255 @@ pub(crate) fn sql_err(e: rusqlite::Error) -> StoreError {
 
 type Conn = PooledConnection<SqliteConnectionManager>;
 
-/// The database: a pool of identically configured connections.
+/// The database: the only storage type callers see.
 #[derive(Clone)]
 pub struct Store {
-    pool: Pool<SqliteConnectionManager>,
+    backend: Backend,
 }
 
+#[derive(Clone)]
+enum Backend {
+    Sqlite(Sqlite),
+    Postgres(pg::Pg),
+}
+
+/// Calls the same method on whichever backend the store has.
+macro_rules! dispatch {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match &$self.backend {
+            Backend::Sqlite(b) => b.$method($($arg),*),
+            Backend::Postgres(b) => b.$method($($arg),*),
+        }
+    };
+}
+
+/// True when `--db` names a PostgreSQL database rather than a SQLite file.
+pub fn is_postgres(target: &str) -> bool {
+    target.starts_with("postgres://") || target.starts_with("postgresql://")
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database `target`: a
+    /// `postgres://`/`postgresql://` URL, or else a SQLite file path. `pool_size` is the
+    /// most connections this process holds.
+    pub fn open(target: &str, pool_size: u32) -> Result<Store, StoreError> {
+        let backend = if is_postgres(target) {
+            Backend::Postgres(pg::Pg::open(target, pool_size)?)
+        } else {
+            Backend::Sqlite(Sqlite::open(Path::new(target), pool_size)?)
+        };
+        Ok(Store { backend })
+    }
+
+    /// A cheap query on a pooled connection (`/healthz`).
+    pub fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self.ping())
+    }
+
+    /// Writes a consistent copy of the live SQLite database to `dest` (online backup).
+    /// PostgreSQL has its own tools: refused with a sentence naming `pg_dump`.
+    pub fn backup_to(&self, dest: &Path) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.backup_to(dest),
+            Backend::Postgres(_) => Err(StoreError::Other(
+                "backup copies a SQLite file; for PostgreSQL use pg_dump (for example `pg_dump -Fc -f appliance.dump DBNAME`)".into(),
+            )),
+        }
+    }
+
+    /// Bounds SQLite's WAL (see `Sqlite::checkpoint`); nothing to do on PostgreSQL.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(b) => b.checkpoint(),
+            Backend::Postgres(_) => Ok(()),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    // Users (db/users.rs, db/pg/ops.rs).
+
+    /// Adds a user; `Conflict` if the username is taken.
+    pub fn create_user(
+        &self,
+        id: &str,
+        username: &str,
+        password_hash: &str,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<User, StoreError> {
+        dispatch!(self.create_user(id, username, password_hash, now, audit))
+    }
+
+    /// The user and their password hash (PHC string), for a login.
+    pub fn user_for_login(&self, username: &str) -> Result<Option<(User, String)>, StoreError> {
+        dispatch!(self.user_for_login(username))
+    }
+
+    pub fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        Ok(self.user_for_login(username)?.map(|(u, _)| u))
+    }
+
+    pub fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        dispatch!(self.list_users())
+    }
+
+    pub fn count_users(&self) -> Result<i64, StoreError> {
+        dispatch!(self.count_users())
+    }
+
+    /// Break-glass: every token issued before is rejected from now on. Returns the new
+    /// version; `NotFound` for an unknown user id.
+    pub fn bump_session_version(
+        &self,
+        user_id: &str,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<i64, StoreError> {
+        dispatch!(self.bump_session_version(user_id, now, audit))
+    }
+
+    /// The named 32-byte secret, created at random on first use. Every process on the
+    /// database gets the same one (insert-if-absent, then read), so replicas verify
+    /// what another one signed.
+    pub fn secret(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+        let mut fresh = [0u8; 32];
+        getrandom::fill(&mut fresh)
+            .map_err(|e| StoreError::Other(format!("OS random source failed: {e}")))?;
+        dispatch!(self.secret(name, &fresh))
+    }
+
+    // Tokens (db/tokens.rs, db/pg/ops.rs).
+
+    /// Stores a token under the user's current session_version (read in the same
+    /// statement, so a concurrent break-glass bump cannot be missed). `NotFound` if the
+    /// user does not exist. The audit entry, if any, is written in the same transaction.
+    pub fn insert_token(
+        &self,
+        t: &NewToken<'_>,
+        audit: Option<(&AuditEntry, i64)>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.insert_token(t, audit))
+    }
+
+    /// The token stored under `hash`, whatever its state.
+    pub fn lookup_token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
+        dispatch!(self.lookup_token(hash))
+    }
+
+    /// Slides a live session's expiry forward to `target` when the stored expiry is
+    /// behind it by `min_gain` ms or more. Returns the new expiry when this call wrote
+    /// it; `None` when the guard refused (expired, revoked, unknown, or a racing writer
+    /// already slid it to within `min_gain` of `target`).
+    pub fn slide_session(
+        &self,
+        hash: &TokenHash,
+        now: i64,
+        target: i64,
+        min_gain: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        dispatch!(self.slide_session(hash, now, target, min_gain))
+    }
+
+    /// The stored expiry of a token (`Some(None)`: never expires; `None`: no such token).
+    pub fn token_expiry(&self, hash: &TokenHash) -> Result<Option<Option<i64>>, StoreError> {
+        dispatch!(self.token_expiry(hash))
+    }
+
+    /// Records that a PAT was used, at most once per `every_ms`.
+    pub fn touch_token(
+        &self,
+        hash: &TokenHash,
+        now: i64,
+        every_ms: i64,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self.touch_token(hash, now, every_ms))
+    }
+
+    /// Compare-and-swap renewal of a live PAT: only when `threshold_ms` or less is left
+    /// does its expiry become `now + lifetime_ms`. Returns the new expiry when this call
+    /// renewed it; `None` when not due (or a racing renew already did it).
+    pub fn renew_pat(
+        &self,
+        hash: &TokenHash,
+        now: i64,
+        lifetime_ms: i64,
+        threshold_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        dispatch!(self.renew_pat(hash, now, lifetime_ms, threshold_ms))
+    }
+
+    /// Revokes the token stored under `hash`: one guarded UPDATE, so of two racing
+    /// revokes exactly one reports `Revoked` (and writes the audit entry).
+    pub fn revoke_token(
+        &self,
+        hash: &TokenHash,
+        now: i64,
+        audit: Option<&AuditEntry>,
+    ) -> Result<RevokeOutcome, StoreError> {
+        dispatch!(self.revoke_token(hash, now, audit))
+    }
+
+    /// Revokes one of the user's own live PATs by id; false if there is no such live PAT.
+    pub fn revoke_pat_by_id(
+        &self,
+        user_id: &str,
+        id: &str,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self.revoke_pat_by_id(user_id, id, now, audit))
+    }
+
+    /// The user's live PATs, newest first.
+    pub fn list_pats(&self, user_id: &str, now: i64) -> Result<Vec<PatSummary>, StoreError> {
+        dispatch!(self.list_pats(user_id, now))
+    }
+
+    /// Deletes up to `batch` rows of tokens that expired or were revoked before `cutoff`.
+    /// Returns how many were deleted; call again while it returns `batch`. Safe when
+    /// every replica runs it: a row deleted by one is simply not found by the others.
+    pub fn purge_tokens(&self, cutoff: i64, batch: i64) -> Result<usize, StoreError> {
+        dispatch!(self.purge_tokens(cutoff, batch))
+    }
+
+    /// Benchmark fixture: `count` sessions for one user in one transaction. Returns the
+    /// first `keep` tokens (the rest are forgotten).
+    pub fn seed_sessions(
+        &self,
+        user_id: &str,
+        count: u64,
+        keep: u64,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        dispatch!(self.seed_sessions(user_id, count, keep, now, expires_at))
+    }
+
+    /// Live (unexpired, unrevoked) sessions and PATs, for the metrics gauges.
+    pub fn count_live_tokens(&self, now: i64) -> Result<(i64, i64), StoreError> {
+        dispatch!(self.count_live_tokens(now))
+    }
+
+    /// The whole audit log, oldest first.
+    pub fn audit_log(&self) -> Result<Vec<AuditRecord>, StoreError> {
+        dispatch!(self.audit_log())
+    }
+}
+
+/// The SQLite backend: a pool of identically configured connections to one file.
+#[derive(Clone)]
+pub(crate) struct Sqlite {
+    pool: Pool<SqliteConnectionManager>,
+    /// The `-wal` file beside the database, watched by `checkpoint`.
+    wal: PathBuf,
+}
+
+/// `checkpoint` runs when the WAL is larger than this; `journal_size_limit` truncates
+/// the file back to it once a checkpoint has reset the log.
+const WAL_LIMIT_BYTES: u64 = 4 * 1024 * 1024;
 /// Applied to every connection the pool opens. `synchronous=NORMAL` in WAL mode never
 /// corrupts the database; a power loss (not a process crash) may lose the last
 /// commits before the crash.
@@ -76,11 +334,12 @@ const PRAGMAS: &str = "PRAGMA busy_timeout = 5000;
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
 PRAGMA foreign_keys = ON;
-PRAGMA temp_store = MEMORY;";
+PRAGMA temp_store = MEMORY;
+PRAGMA journal_size_limit = 4194304;";
 
-impl Store {
+impl Sqlite {
     /// Opens (creating if needed) and migrates the database at `path`.
-    pub fn open(path: &Path, max_connections: u32) -> Result<Store, StoreError> {
+    fn open(path: &Path, max_connections: u32) -> Result<Sqlite, StoreError> {
         let manager = SqliteConnectionManager::file(path).with_init(|c| c.execute_batch(PRAGMAS));
         // One connection first, so a file that is not a database (or cannot be opened)
         // fails now with SQLite's reason, not after the pool's connection timeout.
@@ -94,7 +353,12 @@ impl Store {
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .map_err(|e| StoreError::Other(e.to_string()))?;
-        let store = Store { pool };
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let store = Sqlite {
+            pool,
+            wal: PathBuf::from(wal),
+        };
         migrate::migrate(&mut *store.conn()?)?;
         Ok(store)
     }
@@ -106,16 +370,32 @@ impl Store {
     }
 
     /// `SELECT 1` on a pooled connection.
-    pub fn ping(&self) -> Result<(), StoreError> {
+    fn ping(&self) -> Result<(), StoreError> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached("SELECT 1").map_err(sql_err)?;
         first_row(&mut stmt, [], |r| r.get::<_, i64>(0)).map(|_| ())
     }
 
-    /// Writes a consistent copy of the live database to `dest` (SQLite online backup).
-    pub fn backup_to(&self, dest: &Path) -> Result<(), StoreError> {
+    fn backup_to(&self, dest: &Path) -> Result<(), StoreError> {
         let conn = self.conn()?;
         conn.backup(rusqlite::MAIN_DB, dest, None).map_err(sql_err)
+    }
+
+    /// Moves the WAL's content into the database and truncates the file to
+    /// `journal_size_limit`. SQLite's automatic checkpoint is PASSIVE: under a steady
+    /// stream of readers it never reaches the end of the WAL, which then grows (67–100
+    /// MiB under mixed load). RESTART waits (up to the busy timeout) for the readers
+    /// of the old WAL to finish, so the next writer starts again at its beginning.
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        let size = std::fs::metadata(&self.wal).map_or(0, |m| m.len());
+        if size <= WAL_LIMIT_BYTES {
+            return Ok(());
+        }
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached("PRAGMA wal_checkpoint(RESTART)")
+            .map_err(sql_err)?;
+        first_row(&mut stmt, [], |r| r.get::<_, i64>(0)).map(|_| ())
     }
 }
 
@@ -159,39 +439,9 @@ pub(crate) mod testing {
     /// A store on a fresh file in a temporary directory (kept alive by the returned guard).
     pub fn store() -> (Store, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db"), 4).unwrap();
+        let store = Store::open(dir.path().join("t.db").to_str().unwrap(), 4).unwrap();
         (store, dir)
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_database_newer_than_the_binary_is_refused_untouched() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("new.db");
-        drop(Store::open(&path, 1).unwrap());
-        let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute_batch("PRAGMA user_version = 99").unwrap();
-        drop(c);
-        match Store::open(&path, 1) {
-            Err(StoreError::TooNew {
-                found: 99,
-                supported,
-            }) => assert_eq!(supported, SCHEMA_VERSION),
-            Err(other) => panic!("unexpected error {other}"),
-            Ok(_) => panic!("opened a database newer than the binary"),
-        }
-    }
-
-    #[test]
-    fn opening_twice_migrates_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("twice.db");
-        drop(Store::open(&path, 1).unwrap());
-        let store = Store::open(&path, 1).unwrap();
-        store.ping().unwrap();
-    }
+    pub use super::pg::testing::{pg_db, pg_store};
 }

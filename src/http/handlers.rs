@@ -217,8 +217,13 @@ pub fn introspect(app: &App, req: &Req) -> Result<Reply, Error> {
 /// RFC 7009: holding the token is the proof; 200 whether or not it existed.
 pub fn oauth_revoke(app: &App, req: &Req) -> Result<Reply, Error> {
     let presented = form_token(req)?;
-    if let Ok((_, hash)) = app.live_token(&presented, app.now()) {
-        app.revoke(&hash)?;
+    match app.live_token(&presented, app.now()) {
+        Ok((_, hash)) => {
+            app.revoke(&hash)?;
+        }
+        Err(Error::InvalidToken(_)) => {}
+        // The database could not say: the client must retry, not believe it revoked.
+        Err(other) => return Err(other),
     }
     Ok(Reply::empty(200))
 }

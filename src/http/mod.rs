@@ -161,8 +161,10 @@ fn handle(app: &App, mut rq: tiny_http::Request) {
 
 /// Errors on the browser pages are HTML pages; everywhere else the contract's JSON.
 fn error_reply(path: &str, e: &crate::error::Error) -> Reply {
-    if let crate::error::Error::Internal(detail) = e {
-        log::line(format_args!("ERROR {detail}"));
+    match e {
+        crate::error::Error::Internal(detail) => log::line(format_args!("ERROR {detail}")),
+        crate::error::Error::Unavailable(detail) => log::line(format_args!("WARN {detail}")),
+        _ => {}
     }
     match path {
         "/login" | "/logout" | "/" => browser::error_page(e),
