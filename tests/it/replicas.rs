@@ -432,3 +432,69 @@ fn admin_backup_on_postgres_points_at_pg_dump() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("pg_dump"), "{}", stderr(&out));
 }
+
+#[test]
+fn every_admin_command_works_on_a_postgres_url() {
+    let Some(db) = PgDb::new() else { return };
+    let admin = |args: &[&str], stdin: &str| {
+        let mut all = vec!["admin"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--db", &db.url]);
+        let out = run(&all, stdin);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    admin(
+        &["user", "add", "alice", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    );
+    admin(
+        &["user", "add", "bob", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(admin(&["user", "list"], "").contains("bob"));
+    let pat = admin(&["token", "create", "--user", "alice", "--name", "ci"], "");
+    let pat = pat.trim();
+    let s = replica(&db.url, &[]);
+    assert_eq!(get(&s.url("/api/userinfo"), Some(pat)).status, 200);
+    assert_eq!(
+        admin(&["revoke", "--token", "-"], &format!("{pat}\n")).trim(),
+        "Token revoked."
+    );
+    assert_invalid_token(&get(&s.url("/api/userinfo"), Some(pat)), "revoked");
+    let session = s.login("bob");
+    admin(&["revoke", "--user", "bob"], "");
+    assert_invalid_token(&get(&s.url("/api/userinfo"), Some(&session)), "stale");
+    let seeded = admin(
+        &["seed", "--user", "bob", "--count", "50", "--print", "2"],
+        "",
+    );
+    assert_eq!(seeded.lines().count(), 2);
+    let audit = admin(&["audit"], "");
+    for action in [
+        "user.add",
+        "token.create",
+        "token.revoke",
+        "user.revoke_all",
+    ] {
+        assert!(audit.contains(action), "{audit}");
+    }
+    let out = run(
+        &[
+            "admin",
+            "user",
+            "add",
+            "alice",
+            "--password-stdin",
+            "--db",
+            &db.url,
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a duplicate is refused: {}",
+        stderr(&out)
+    );
+}
