@@ -52,6 +52,7 @@ pub fn run(command: AdminCommand) -> u8 {
         AdminCommand::Revoke(a) => revoke(&a),
         AdminCommand::Audit(a) => open(&a.db.db).and_then(|s| audit(&s, a.json)),
         AdminCommand::Backup(a) => backup(&a.db.db, &a.path),
+        AdminCommand::MigrateTo(a) => migrate_to(&a.db.db, &a.url),
         AdminCommand::Seed(a) => seed(&a),
     };
     match result {
@@ -320,6 +321,32 @@ fn backup(db: &str, dest: &str) -> Outcome {
         .backup_to(Path::new(dest))
         .map_err(|e| refused(format!("Backup to {dest} failed: {e}.")))?;
     println!("Backed up {} to {dest}.", redact(db));
+    Ok(())
+}
+
+fn migrate_to(db: &str, url: &str) -> Outcome {
+    if is_postgres(db) || !is_postgres(url) {
+        return Err(usage(
+            "migrate-to copies a SQLite file (--db PATH) into a PostgreSQL database: appliance admin migrate-to postgres://USER@HOST/DBNAME --db PATH.",
+        ));
+    }
+    if !Path::new(db).exists() {
+        return Err(refused(format!("No SQLite database at {db}.")));
+    }
+    let from = open(db)?;
+    let to = open(url)?;
+    let shown = redact(url);
+    let copied = from
+        .copy_into(
+            &to,
+            SystemClock.now_ms(),
+            &entry("db.migrate_to", &shown, format!("from={db}")),
+        )
+        .map_err(|e| refused(format!("Nothing was copied to {shown}: {e}.")))?;
+    println!(
+        "Copied {} users, {} tokens and {} audit entries from {db} to {shown}. Point every serve at it with --db/APPLIANCE_DB.",
+        copied.users, copied.tokens, copied.audit
+    );
     Ok(())
 }
 

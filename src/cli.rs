@@ -184,8 +184,11 @@ pub enum AdminCommand {
     Revoke(RevokeArgs),
     /// List the audit log, oldest first.
     Audit(AuditArgs),
-    /// Write a consistent copy of the live database to PATH.
+    /// Write a consistent copy of the live database to PATH (SQLite; use pg_dump for PostgreSQL).
     Backup(BackupArgs),
+    /// Copy every user, token, audit entry and key of the SQLite database (--db) into
+    /// an empty PostgreSQL database at URL.
+    MigrateTo(MigrateToArgs),
     /// Benchmark helper: add COUNT live sessions for a user in one transaction and
     /// print the first few tokens.
     #[command(hide = true)]
@@ -287,6 +290,14 @@ pub struct AuditArgs {
 pub struct BackupArgs {
     /// Where to write the copy (must not exist yet).
     pub path: String,
+    #[command(flatten)]
+    pub db: DbArg,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateToArgs {
+    /// The PostgreSQL database to fill (postgres://…; it must hold no users or tokens).
+    pub url: String,
     #[command(flatten)]
     pub db: DbArg,
 }

@@ -15,6 +15,7 @@ mod conformance;
 mod migrate;
 mod pg;
 pub mod tokens;
+mod transfer;
 pub mod users;
 
 use std::fmt;
@@ -29,6 +30,7 @@ pub use audit::{AuditEntry, AuditRecord};
 pub use migrate::LATEST as SCHEMA_VERSION;
 pub use pg::redact;
 pub use tokens::{NewToken, PatSummary, RevokeOutcome, TokenRecord};
+pub use transfer::Copied;
 pub use users::User;
 
 use crate::auth::token::TokenHash;
@@ -144,6 +146,25 @@ impl Store {
 
     pub fn is_postgres(&self) -> bool {
         matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// Copies every row of this SQLite database into `dest`, an empty PostgreSQL one
+    /// (`admin migrate-to`), in one transaction there; the copy is audited as `entry`.
+    pub fn copy_into(
+        &self,
+        dest: &Store,
+        now: i64,
+        entry: &AuditEntry,
+    ) -> Result<Copied, StoreError> {
+        match (&self.backend, &dest.backend) {
+            (Backend::Sqlite(from), Backend::Postgres(to)) => {
+                to.import(&from.export()?, now, entry)
+            }
+            _ => Err(StoreError::Other(
+                "migrate-to copies a SQLite file (--db) into a PostgreSQL database (the URL)"
+                    .into(),
+            )),
+        }
     }
 
     // Users (db/users.rs, db/pg/ops.rs).

@@ -498,3 +498,41 @@ fn every_admin_command_works_on_a_postgres_url() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_sqlite_database_moves_to_postgres_with_every_token_still_working() {
+    let Some(db) = PgDb::new() else { return };
+    let old = Server::start(&[]);
+    old.add_user("alice");
+    let session = old.login("alice");
+    let pat = old.new_pat(&session, r#"{"name":"ci"}"#);
+    let doomed = old.new_pat(&session, r#"{"name":"doomed"}"#);
+    let r = post_form(&old.url("/oauth/revoke"), None, &format!("token={doomed}"));
+    assert_eq!(r.status, 200);
+    let (_dir, file) = old.kill_and_keep();
+    let file = file.to_str().unwrap();
+
+    let out = run(&["admin", "migrate-to", &db.url, "--db", file], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Copied 1 users, 3 tokens"),
+        "{}",
+        stdout(&out)
+    );
+
+    let new = replica(&db.url, &[]);
+    assert_eq!(get(&new.url("/api/userinfo"), Some(&session)).status, 200);
+    assert_eq!(get(&new.url("/api/userinfo"), Some(&pat)).status, 200);
+    assert_invalid_token(&get(&new.url("/api/userinfo"), Some(&doomed)), "revoked");
+    new.login("alice");
+    let audit = stdout(&new.admin(&["audit"], ""));
+    assert!(
+        audit.contains("user.add") && audit.contains("db.migrate_to"),
+        "{audit}"
+    );
+
+    // Into a database that already has data: refused, nothing written.
+    let again = run(&["admin", "migrate-to", &db.url, "--db", file], "");
+    assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
+    assert!(stderr(&again).contains("empty"), "{}", stderr(&again));
+}
