@@ -45,3 +45,11 @@ CREATE TABLE secrets (
     name    TEXT PRIMARY KEY,
     value   BYTEA NOT NULL
 );
+
+-- Failed logins (u:<username>, a:<client address>), so every replica counts the same
+-- throttle; rows older than the 5-minute window are purged.
+CREATE TABLE login_failures (
+    key TEXT NOT NULL,
+    at  BIGINT NOT NULL
+);
+CREATE INDEX login_failures_by_key ON login_failures (key, at);

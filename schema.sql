@@ -1,5 +1,6 @@
--- The whole schema of appliance (user_version 1), compiled into the binary and applied
--- on first start by db/migrate.rs. Instants are integer Unix milliseconds.
+-- The schema of appliance at user_version 1, compiled into the binary and applied on
+-- first start by db/migrate.rs; later steps (login_failures) are in migrate.rs.
+-- Instants are integer Unix milliseconds.
 
 CREATE TABLE users (
     id              TEXT PRIMARY KEY,

@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
+use crate::auth::limiter::Limiter;
 use crate::auth::password::{PasswordPool, PoolError};
-use crate::auth::throttle::Throttle;
 use crate::auth::token::{self, Kind, Minted, TokenHash};
 use crate::auth::valid_username;
 use crate::clock::Clock;
@@ -25,7 +25,7 @@ pub struct App {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub passwords: PasswordPool,
-    pub throttle: Throttle,
+    pub throttle: Limiter,
     pub metrics: Metrics,
     /// Signs the CSRF tokens of the sign-in form (shared through the database).
     pub csrf_key: Vec<u8>,
@@ -158,7 +158,7 @@ impl App {
         addr: IpAddr,
     ) -> Result<(Issued, User), Error> {
         let now = self.now();
-        if let Err(retry_after_secs) = self.throttle.check(username, addr, now) {
+        if let Some(retry_after_secs) = self.throttle.check(username, addr, now)? {
             self.metrics.login_throttled.fetch_add(1, Relaxed);
             return Err(Error::TooManyRequests { retry_after_secs });
         }
@@ -185,7 +185,7 @@ impl App {
         let user = match (verified, found) {
             (true, Some((user, _))) => user,
             _ => {
-                self.throttle.record_failure(username, addr, self.now());
+                self.throttle.record_failure(username, addr, self.now())?;
                 self.metrics.login_failures.fetch_add(1, Relaxed);
                 return Err(Error::InvalidCredentials);
             }
@@ -374,10 +374,10 @@ mod tests {
             .create_user("usr_1", "alice", &phc, T0, &audit)
             .unwrap();
         let app = App {
-            throttle: Throttle::new(
+            throttle: Limiter::Memory(crate::auth::throttle::Throttle::new(
                 config.login_max_failures_user,
                 config.login_max_failures_addr,
-            ),
+            )),
             passwords: PasswordPool::new(1, 4).unwrap(),
             metrics: Metrics::default(),
             clock: clock.clone(),

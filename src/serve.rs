@@ -6,8 +6,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::app::App;
+use crate::auth::limiter::Limiter;
 use crate::auth::password::PasswordPool;
-use crate::auth::throttle::Throttle;
 use crate::cli::ServeArgs;
 use crate::clock::SystemClock;
 use crate::config::Config;
@@ -73,7 +73,8 @@ pub fn run(args: &ServeArgs) -> u8 {
         }
     };
     let app = Arc::new(App {
-        throttle: Throttle::new(
+        throttle: Limiter::for_store(
+            &store,
             config.login_max_failures_user,
             config.login_max_failures_addr,
         ),
@@ -140,7 +141,11 @@ fn start_purge(app: Arc<App>) {
         .name("purge".into())
         .spawn(move || loop {
             thread::sleep(every);
-            let cutoff = app.clock.now_ms() - app.config.purge_after_ms;
+            let now = app.clock.now_ms();
+            if let Err(e) = app.throttle.purge(now) {
+                eprintln!("WARN purge of failed logins failed, will retry: {e}");
+            }
+            let cutoff = now - app.config.purge_after_ms;
             loop {
                 match app.store.purge_tokens(cutoff, PURGE_BATCH) {
                     Ok(n) => {

@@ -309,6 +309,40 @@ fn replicas_purging_at_once_delete_each_row_once(s: &Store) {
     assert_eq!(s.count_live_tokens(0).unwrap(), (1, 0));
 }
 
+fn failed_logins_counted_in_the_database_hold_for_every_replica(s: &Store) {
+    use crate::auth::limiter::Limiter;
+    use crate::auth::throttle::WINDOW_MS;
+    use std::net::IpAddr;
+    let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+    let replica = || Limiter::Shared {
+        store: s.clone(),
+        max_user: 3,
+        max_addr: 4,
+    };
+    let (one, two) = (replica(), replica());
+    for i in 0..3 {
+        let r = if i % 2 == 0 { &one } else { &two };
+        assert_eq!(r.check("alice", a, 1_000 + i).unwrap(), None);
+        r.record_failure("alice", a, 1_000 + i).unwrap();
+    }
+    // On the other replica, from another address: the username is over its limit.
+    assert_eq!(two.check("alice", b, 2_000).unwrap(), Some(299));
+    assert_eq!(one.check("bob", b, 2_000).unwrap(), None);
+    assert_eq!(
+        one.check("alice", b, 1_000 + WINDOW_MS - 1).unwrap(),
+        Some(1)
+    );
+    assert_eq!(one.check("alice", b, 1_000 + WINDOW_MS).unwrap(), None);
+    // The address counts every username's failures.
+    two.record_failure("carol", a, 60_000).unwrap();
+    assert_eq!(one.check("dave", a, 120_000).unwrap(), Some(181));
+    assert_eq!(one.check("dave", b, 120_000).unwrap(), None);
+    // Purge forgets only what left the window.
+    assert_eq!(one.purge(1_001 + WINDOW_MS).unwrap(), 4);
+    assert_eq!(two.check("alice", b, 1_001 + WINDOW_MS).unwrap(), None);
+    assert_eq!(two.purge(60_000 + WINDOW_MS).unwrap(), 4);
+}
+
 /// Runs one behaviour against each backend.
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
@@ -348,6 +382,7 @@ conformance!(
     a_pat_is_revoked_by_its_owner_once_and_leaves_the_list,
     purge_deletes_only_rows_dead_before_the_cutoff,
     replicas_purging_at_once_delete_each_row_once,
+    failed_logins_counted_in_the_database_hold_for_every_replica,
 );
 
 // Opening and migrating: the same promises, set up per backend.

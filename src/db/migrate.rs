@@ -7,7 +7,19 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use super::{sql_err, StoreError};
 
-const STEPS: &[&str] = &[include_str!("../../schema.sql")];
+const STEPS: &[&str] = &[
+    include_str!("../../schema.sql"),
+    // 2: failed logins, for a throttle shared by every process on the database.
+    LOGIN_FAILURES,
+];
+
+/// Step 2 on both backends (PostgreSQL has it in its step 1).
+pub(crate) const LOGIN_FAILURES: &str = "CREATE TABLE login_failures (
+    key TEXT NOT NULL,      -- u:<username> or a:<client address>
+    at  INTEGER NOT NULL
+);
+CREATE INDEX login_failures_by_key ON login_failures (key, at);
+";
 
 /// The schema version this binary writes.
 pub const LATEST: i64 = STEPS.len() as i64;

@@ -331,6 +331,29 @@ impl Store {
         dispatch!(self.count_live_tokens(now))
     }
 
+    // Failed logins (db/audit.rs, db/pg/ops.rs): the throttle shared by replicas.
+
+    /// For each key, the instant of its `limit`-th newest failure after `since`: `Some`
+    /// when the key is at its limit (it frees up when that instant leaves the window).
+    pub fn login_failure_marks(
+        &self,
+        keys: [&str; 2],
+        limits: [i64; 2],
+        since: i64,
+    ) -> Result<[Option<i64>; 2], StoreError> {
+        dispatch!(self.login_failure_marks(keys, limits, since))
+    }
+
+    /// Records one failed login under both keys.
+    pub fn record_login_failure(&self, keys: [&str; 2], now: i64) -> Result<(), StoreError> {
+        dispatch!(self.record_login_failure(keys, now))
+    }
+
+    /// Deletes failures at or before `cutoff`; how many.
+    pub fn purge_login_failures(&self, cutoff: i64) -> Result<usize, StoreError> {
+        dispatch!(self.purge_login_failures(cutoff))
+    }
+
     /// The whole audit log, oldest first.
     pub fn audit_log(&self) -> Result<Vec<AuditRecord>, StoreError> {
         dispatch!(self.audit_log())

@@ -536,3 +536,27 @@ fn a_sqlite_database_moves_to_postgres_with_every_token_still_working() {
     assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
     assert!(stderr(&again).contains("empty"), "{}", stderr(&again));
 }
+
+#[test]
+fn throttling_counts_failures_across_replicas() {
+    let Some(db) = PgDb::new() else { return };
+    let replicas = three(&db, &[]);
+    replicas[0].add_user("alice");
+    let wrong = r#"{"username":"alice","password":"wrong-password-1"}"#;
+    for i in 0..10 {
+        let r = post_json(&replicas[i % 3].url("/api/login"), None, wrong);
+        assert_error(&r, 401, "invalid_credentials");
+    }
+    for s in &replicas {
+        let r = post_json(&s.url("/api/login"), None, wrong);
+        assert_error(&r, 429, "too_many_requests");
+        assert!(r.header("Retry-After").is_some());
+        // The right password too: the username is locked for the window.
+        let r = post_json(
+            &s.url("/api/login"),
+            None,
+            &format!(r#"{{"username":"alice","password":"{PASSWORD}"}}"#),
+        );
+        assert_eq!(r.status, 429, "{}", r.text);
+    }
+}

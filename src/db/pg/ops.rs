@@ -436,6 +436,45 @@ impl Pg {
         row.map_or(Ok((0, 0)), |r| Ok((get(&r, 0)?, get(&r, 1)?)))
     }
 
+    pub(crate) fn login_failure_marks(
+        &self,
+        keys: [&str; 2],
+        limits: [i64; 2],
+        since: i64,
+    ) -> Result<[Option<i64>; 2], StoreError> {
+        let row = first(
+            &mut *self.conn()?,
+            "SELECT (SELECT at FROM login_failures WHERE key = $1 AND at > $3 ORDER BY at DESC LIMIT 1 OFFSET $4),
+                    (SELECT at FROM login_failures WHERE key = $2 AND at > $3 ORDER BY at DESC LIMIT 1 OFFSET $5)",
+            &[
+                &keys[0],
+                &keys[1],
+                &since,
+                &(limits[0] - 1).max(0),
+                &(limits[1] - 1).max(0),
+            ],
+        )?;
+        row.map_or(Ok([None, None]), |r| Ok([get(&r, 0)?, get(&r, 1)?]))
+    }
+
+    pub(crate) fn record_login_failure(&self, keys: [&str; 2], now: i64) -> Result<(), StoreError> {
+        self.conn()?
+            .execute(
+                "INSERT INTO login_failures (key, at) VALUES ($1, $3), ($2, $3)",
+                &[&keys[0], &keys[1], &now],
+            )
+            .map(|_| ())
+            .map_err(pg_err)
+    }
+
+    pub(crate) fn purge_login_failures(&self, cutoff: i64) -> Result<usize, StoreError> {
+        let n = self
+            .conn()?
+            .execute("DELETE FROM login_failures WHERE at <= $1", &[&cutoff])
+            .map_err(pg_err)?;
+        Ok(n as usize)
+    }
+
     pub(crate) fn audit_log(&self) -> Result<Vec<AuditRecord>, StoreError> {
         self.conn()?
             .query(
