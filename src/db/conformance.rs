@@ -487,6 +487,45 @@ fn postgres_over_tls_with_sslmode_require() {
 }
 
 #[test]
+fn postgres_verify_full_checks_the_chain_and_the_host_name() {
+    let Some(db) = super::testing::pg_db() else {
+        return;
+    };
+    let mut c = ::postgres::Client::connect(&db.url, ::postgres::NoTls).unwrap();
+    let cert: String = c.query_one("SHOW ssl_cert_file", &[]).unwrap().get(0);
+    let on = |host: &str, root: Option<&str>| {
+        let mut url = db.url.replacen("127.0.0.1", host, 1);
+        url.push_str(if url.contains('?') { "&" } else { "?" });
+        url.push_str("sslmode=verify-full");
+        if let Some(root) = root {
+            url.push_str(&format!("&sslrootcert={root}"));
+        }
+        Store::open(&url, 1).and_then(|s| s.ping())
+    };
+    if !db.url.contains("127.0.0.1") || std::fs::read(&cert).is_err() {
+        eprintln!("SKIPPED verify-full: the server's certificate {cert} is not readable here");
+        return;
+    }
+    // Debian's snakeoil certificate is self-signed for the machine's name.
+    match on("localhost", Some(&cert)) {
+        Ok(()) => {}
+        Err(e) if e.to_string().contains("NotValidForName") => {
+            eprintln!("SKIPPED verify-full: {cert} is not issued for localhost");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    }
+    assert!(
+        on("127.0.0.1", Some(&cert)).is_err(),
+        "a name the certificate does not hold was accepted"
+    );
+    assert!(
+        on("localhost", None).is_err(),
+        "a self-signed certificate was trusted without sslrootcert"
+    );
+}
+
+#[test]
 fn postgres_unreachable_is_unavailable_and_names_the_place_not_the_password() {
     // Port 1 on loopback: nothing listens there.
     match Store::open("postgres://app:hunter2@127.0.0.1:1/db?connect_timeout=2", 1) {
