@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use crate::auth::password::{PasswordPool, PoolError};
-use crate::auth::throttle::Throttle;
+use crate::auth::throttle::{Outcome, Throttle};
 use crate::auth::token::{self, Kind, Minted, TokenHash};
 use crate::auth::valid_username;
 use crate::clock::Clock;
@@ -25,7 +25,7 @@ pub struct App {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub passwords: PasswordPool,
-    pub throttle: Throttle,
+    pub throttle: Box<dyn Throttle>,
     pub metrics: Metrics,
     /// Signs the CSRF tokens of the sign-in form (shared through the database).
     pub csrf_key: Vec<u8>,
@@ -150,45 +150,31 @@ impl App {
     }
 
     /// Password login. Unknown users (any shape) cost one dummy hash and get the same
-    /// answer as a wrong password.
+    /// answer as a wrong password. The attempt is reserved with the throttle before the
+    /// password is hashed, so concurrent attempts cannot overrun the limit.
     pub fn login(
         &self,
         username: &str,
         password: &str,
         addr: IpAddr,
     ) -> Result<(Issued, User), Error> {
-        let now = self.now();
-        if let Err(retry_after_secs) = self.throttle.check(username, addr, now) {
-            self.metrics.login_throttled.fetch_add(1, Relaxed);
-            return Err(Error::TooManyRequests { retry_after_secs });
-        }
-        let found = if valid_username(username) {
-            self.store.user_for_login(username)?
-        } else {
-            None
+        let reservation =
+            self.throttle
+                .reserve(username, addr, self.now())
+                .map_err(|retry_after_secs| {
+                    self.metrics.login_throttled.fetch_add(1, Relaxed);
+                    Error::TooManyRequests { retry_after_secs }
+                })?;
+        let checked = self.check_password(username, password);
+        let outcome = match &checked {
+            Ok(Some(_)) => Outcome::Success,
+            Ok(None) => Outcome::Failure,
+            Err(_) => Outcome::NotChecked,
         };
-        self.metrics.login_queue_depth.fetch_add(1, Relaxed);
-        let verified = self
-            .passwords
-            .verify(password, found.as_ref().map(|(_, phc)| phc.as_str()));
-        self.metrics.login_queue_depth.fetch_sub(1, Relaxed);
-        let verified = match verified {
-            Ok(ok) => ok,
-            Err(PoolError::Busy) => {
-                self.metrics.login_pool_rejected.fetch_add(1, Relaxed);
-                return Err(Error::TooManyRequests {
-                    retry_after_secs: 1,
-                });
-            }
-            Err(PoolError::Gone) => return Err(Error::Internal("password pool stopped".into())),
-        };
-        let user = match (verified, found) {
-            (true, Some((user, _))) => user,
-            _ => {
-                self.throttle.record_failure(username, addr, self.now());
-                self.metrics.login_failures.fetch_add(1, Relaxed);
-                return Err(Error::InvalidCredentials);
-            }
+        self.throttle.settle(reservation, outcome);
+        let Some(user) = checked? else {
+            self.metrics.login_failures.fetch_add(1, Relaxed);
+            return Err(Error::InvalidCredentials);
         };
         let now = self.now();
         let expires_at = now
@@ -207,6 +193,32 @@ impl App {
         )?;
         self.metrics.logins.fetch_add(1, Relaxed);
         Ok((issued, user))
+    }
+
+    /// The user whose password this is (None: wrong password or unknown user), or why
+    /// the password could not be checked.
+    fn check_password(&self, username: &str, password: &str) -> Result<Option<User>, Error> {
+        let found = if valid_username(username) {
+            self.store.user_for_login(username)?
+        } else {
+            None
+        };
+        self.metrics.login_queue_depth.fetch_add(1, Relaxed);
+        let verified = self
+            .passwords
+            .verify(password, found.as_ref().map(|(_, phc)| phc.as_str()));
+        self.metrics.login_queue_depth.fetch_sub(1, Relaxed);
+        match verified {
+            Ok(true) => Ok(found.map(|(user, _)| user)),
+            Ok(false) => Ok(None),
+            Err(PoolError::Busy) => {
+                self.metrics.login_pool_rejected.fetch_add(1, Relaxed);
+                Err(Error::TooManyRequests {
+                    retry_after_secs: 1,
+                })
+            }
+            Err(PoolError::Gone) => Err(Error::Internal("password pool stopped".into())),
+        }
     }
 
     /// Creates a PAT for the caller (a session: a PAT cannot mint PATs).
@@ -340,6 +352,7 @@ pub fn issue(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::throttle::MemoryThrottle;
     use crate::cli::{Cli, Command};
     use crate::clock::FixedClock;
     use clap::Parser;
@@ -374,10 +387,10 @@ mod tests {
             .create_user("usr_1", "alice", &phc, T0, &audit)
             .unwrap();
         let app = App {
-            throttle: Throttle::new(
+            throttle: Box::new(MemoryThrottle::new(
                 config.login_max_failures_user,
                 config.login_max_failures_addr,
-            ),
+            )),
             passwords: PasswordPool::new(1, 4).unwrap(),
             metrics: Metrics::default(),
             clock: clock.clone(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::app::App;
 use crate::auth::password::PasswordPool;
-use crate::auth::throttle::Throttle;
+use crate::auth::throttle::MemoryThrottle;
 use crate::cli::ServeArgs;
 use crate::clock::SystemClock;
 use crate::config::Config;
@@ -71,10 +71,10 @@ pub fn run(args: &ServeArgs) -> u8 {
         }
     };
     let app = Arc::new(App {
-        throttle: Throttle::new(
+        throttle: Box::new(MemoryThrottle::new(
             config.login_max_failures_user,
             config.login_max_failures_addr,
-        ),
+        )),
         config,
         store,
         clock: Arc::new(SystemClock),

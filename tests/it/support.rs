@@ -433,3 +433,19 @@ pub fn first_stdout_line(child: &mut Child) -> String {
         .unwrap();
     line
 }
+
+/// Runs `f` on `n` threads released at once; returns what each returned.
+pub fn concurrently<T: Send>(n: usize, f: impl Fn() -> T + Sync) -> Vec<T> {
+    let barrier = std::sync::Barrier::new(n);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..n)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    f()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}

@@ -297,6 +297,35 @@ fn form_and_api_logins_share_the_throttle() {
 }
 
 #[test]
+fn concurrent_wrong_passwords_through_the_form_check_at_most_the_limit() {
+    let s = Server::start(&["--login-max-failures-user", "10"]);
+    s.add_user("alice");
+    let (cookie, field) = get_form(&s, CSRF_SECURE);
+    let url = s.url("/login");
+    let body = format!(
+        "username=alice&password=wrong-password&rd=%2F&csrf={}",
+        form_encode(&field)
+    );
+    let cookie_header = format!("{CSRF_SECURE}={cookie}");
+    let headers = [
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Cookie", cookie_header.as_str()),
+    ];
+    let statuses = concurrently(30, || {
+        request("POST", &url, &headers, body.as_bytes()).status
+    });
+    let checked = statuses.iter().filter(|&&st| st == 401).count();
+    assert!(checked <= 10, "{checked} passwords checked: {statuses:?}");
+    assert!(
+        statuses.iter().all(|&st| st == 401 || st == 429),
+        "{statuses:?}"
+    );
+    let r = post_login(&s, (CSRF_SECURE, &cookie, &field), "alice", PASSWORD, "/");
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert_eq!(session_rows(&s), 0);
+}
+
+#[test]
 fn sign_out_revokes_the_cookie_session_and_clears_the_cookie() {
     let s = Server::start(&["--insecure-cookies", "--cookie-domain", "example.com"]);
     s.add_user("alice");
