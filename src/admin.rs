@@ -19,6 +19,7 @@ use crate::config::parse_duration;
 use crate::db::tokens::RevokeOutcome;
 use crate::db::{AuditEntry, Store, StoreError, User};
 use crate::error::exit;
+use crate::{files, text};
 
 /// A refusal: the exit code and the sentence for stderr.
 pub struct Refusal(pub u8, pub String);
@@ -65,10 +66,15 @@ pub fn run(command: AdminCommand) -> u8 {
 
 /// Opens (creating and migrating if needed) the database for an admin command.
 pub fn open(path: &str) -> Result<Store, Refusal> {
-    Store::open(Path::new(path), 2).map_err(|e| match e {
-        StoreError::TooNew { .. } => refused(format!("Cannot use {path}: {e}.")),
-        other => refused(format!("Cannot open the database {path}: {other}.")),
-    })
+    let shown = text::escape(path);
+    let store = Store::open(Path::new(path), 2).map_err(|e| match e {
+        StoreError::TooNew { .. } => refused(format!("Cannot use {shown}: {e}.")),
+        other => refused(format!("Cannot open the database {shown}: {other}.")),
+    })?;
+    for warning in files::loose_file_warnings(Path::new(path)) {
+        eprintln!("{warning}");
+    }
+    Ok(store)
 }
 
 /// `cli:<OS user>` for the audit log: the login name of the real uid (from /etc/passwd),
@@ -303,18 +309,41 @@ fn audit(store: &Store, as_json: bool) -> Outcome {
     Ok(())
 }
 
+/// The copy is made in a private temporary directory beside `dest`, then written
+/// through a file descriptor opened `O_CREAT|O_EXCL` (mode 0600): an existing path or a
+/// symlink (even dangling) at `dest` is refused, with no window between check and
+/// create.
 fn backup(db: &str, dest: &str) -> Outcome {
-    if Path::new(dest).exists() {
-        return Err(refused(format!(
-            "{dest} already exists; choose a new path for the backup."
-        )));
-    }
     let store = open(db)?;
-    store
-        .backup_to(Path::new(dest))
-        .map_err(|e| refused(format!("Backup to {dest} failed: {e}.")))?;
-    println!("Backed up {db} to {dest}.");
+    let dest_path = Path::new(dest);
+    let shown = text::escape(dest);
+    let mut out = files::create_new_private(dest_path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => refused(format!(
+            "{shown} already exists (or is a symlink); choose a new path for the backup."
+        )),
+        _ => refused(format!("Cannot create {shown}: {e}.")),
+    })?;
+    let copied = copy_backup(&store, dest_path, &mut out);
+    if let Err(e) = copied {
+        drop(out);
+        let _ = std::fs::remove_file(dest_path);
+        return Err(refused(format!("Backup to {shown} failed: {e}.")));
+    }
+    println!("Backed up {} to {shown}.", text::escape(db));
     Ok(())
+}
+
+fn copy_backup(store: &Store, dest: &Path, out: &mut std::fs::File) -> Result<(), String> {
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = files::PrivateDir::new_in(parent).map_err(|e| e.to_string())?;
+    let snapshot = tmp.path().join("backup.db");
+    store.backup_to(&snapshot).map_err(|e| e.to_string())?;
+    let mut from = std::fs::File::open(&snapshot).map_err(|e| e.to_string())?;
+    std::io::copy(&mut from, out).map_err(|e| e.to_string())?;
+    out.sync_all().map_err(|e| e.to_string())
 }
 
 /// Not audited: a benchmark fixture, hidden from `--help`.

@@ -38,6 +38,9 @@ pub fn run(args: &ServeArgs) -> u8 {
             return exit::REFUSED;
         }
     };
+    for warning in crate::files::loose_file_warnings(Path::new(&config.db)) {
+        eprintln!("{warning}");
+    }
     if store.count_users().unwrap_or(1) == 0 {
         eprintln!(
             "No users yet. Add the first one with: appliance admin user add --db {} USERNAME",
