@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::app::issue;
+use crate::app::{self, issue};
 use crate::auth::password::{hash_password, MIN_PASSWORD_LEN};
 use crate::auth::token::{self, Kind};
 use crate::auth::valid_username;
@@ -104,7 +104,7 @@ fn existing_user(store: &Store, username: &str) -> Result<User, Refusal> {
     store
         .user_by_username(username)
         .map_err(store_refusal)?
-        .ok_or_else(|| refused(format!("No user named '{username}'.")))
+        .ok_or_else(|| refused(format!("No user named '{}'.", text::escape(username))))
 }
 
 fn entry(action: &'static str, target: &str, detail: String) -> AuditEntry {
@@ -134,7 +134,7 @@ fn user_add(a: &UserAddArgs) -> Outcome {
     if !valid_username(&a.username) {
         return Err(usage(format!(
             "'{}' is not a valid username: use 1 to 64 characters of a-z 0-9 . _ - @.",
-            a.username
+            text::escape(&a.username)
         )));
     }
     let password = read_secret(a.password_stdin, "Password: ").map_err(usage)?;
@@ -183,8 +183,8 @@ fn user_list(store: &Store, as_json: bool) -> Outcome {
         for u in users {
             println!(
                 "{:<26} {:<32} {:<21} {}",
-                u.id,
-                u.username,
+                text::escape(&u.id),
+                text::escape(&u.username),
                 rfc3339(u.created_at),
                 u.session_version
             );
@@ -194,25 +194,27 @@ fn user_list(store: &Store, as_json: bool) -> Outcome {
 }
 
 fn token_create(a: &TokenCreateArgs) -> Outcome {
-    let name = a.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(usage("--name must be 1 to 100 characters."));
-    }
+    let name = app::pat_name(&a.name).map_err(|e| usage(format!("--name: {e}")))?;
     let lifetime_ms = match (&a.expires_in_days, &a.expires_in, a.never_expires) {
-        (Some(days), _, _) => match days.parse::<i64>() {
-            Ok(d @ 1..=3650) => Some(d * 86_400_000),
-            _ => {
-                return Err(usage(format!(
-                    "--expires-in-days: '{days}' is not a whole number from 1 to 3650."
-                )))
-            }
-        },
+        (Some(days), _, _) => Some(
+            days.parse::<i64>()
+                .map_err(|_| String::new())
+                .and_then(app::pat_lifetime_days)
+                .map_err(|_| {
+                    usage(format!(
+                        "--expires-in-days: '{}' is not a whole number from 1 to {}.",
+                        text::escape(days),
+                        app::PAT_MAX_DAYS
+                    ))
+                })?,
+        ),
         (_, Some(d), _) => {
             Some(parse_duration(d).map_err(|e| usage(format!("--expires-in: {e}.")))?)
         }
         (_, _, true) => None,
         _ => {
-            let default = std::env::var("APPLIANCE_PAT_LIFETIME").unwrap_or_else(|_| "90d".into());
+            let default = std::env::var("APPLIANCE_PAT_LIFETIME")
+                .unwrap_or_else(|_| app::DEFAULT_PAT_LIFETIME.into());
             Some(
                 parse_duration(&default)
                     .map_err(|e| usage(format!("APPLIANCE_PAT_LIFETIME: {e}.")))?,
@@ -253,7 +255,10 @@ fn revoke(a: &RevokeArgs) -> Outcome {
                 &entry("user.revoke_all", username, String::new()),
             )
             .map_err(store_refusal)?;
-        println!("Every token of '{username}' issued before now is rejected (session_version {version}).");
+        println!(
+            "Every token of '{}' issued before now is rejected (session_version {version}).",
+            text::escape(username)
+        );
         return Ok(());
     }
     let presented = match a.token.as_deref() {
@@ -299,10 +304,10 @@ fn audit(store: &Store, as_json: bool) -> Outcome {
             println!(
                 "{}  {:<20} {:<16} {:<26} {}",
                 rfc3339(r.at),
-                r.actor,
-                r.action,
-                r.target,
-                r.detail
+                text::escape(&r.actor),
+                text::escape(&r.action),
+                text::escape(&r.target),
+                text::escape(&r.detail)
             );
         }
     }
@@ -351,7 +356,8 @@ fn seed(a: &SeedArgs) -> Outcome {
     let store = open(&a.db.db)?;
     let user = existing_user(&store, &a.user)?;
     let now = SystemClock.now_ms();
-    let window = std::env::var("APPLIANCE_SESSION_WINDOW").unwrap_or_else(|_| "30d".into());
+    let window = std::env::var("APPLIANCE_SESSION_WINDOW")
+        .unwrap_or_else(|_| app::DEFAULT_SESSION_WINDOW.into());
     let window_ms =
         parse_duration(&window).map_err(|e| usage(format!("APPLIANCE_SESSION_WINDOW: {e}.")))?;
     let tokens = store

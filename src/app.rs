@@ -20,6 +20,40 @@ use crate::metrics::Metrics;
 /// `last_used_at` of a PAT is written at most this often.
 const TOUCH_EVERY_MS: i64 = 60_000;
 
+/// One day in the milliseconds every instant is counted in.
+pub const DAY_MS: i64 = 86_400_000;
+/// Lifetimes when no flag or variable sets them (`--pat-lifetime`, `--session-window`).
+pub const DEFAULT_PAT_LIFETIME: &str = "90d";
+pub const DEFAULT_SESSION_WINDOW: &str = "30d";
+/// A PAT's name: 1 to this many characters, surrounding whitespace trimmed.
+pub const PAT_NAME_MAX_CHARS: usize = 100;
+/// A PAT's lifetime in whole days: 1 to this many.
+pub const PAT_MAX_DAYS: i64 = 3650;
+
+/// The name a PAT is stored under (trimmed), or why it cannot be one. The API answers
+/// the refusal with 400, the admin CLI with exit 2.
+pub fn pat_name(name: &str) -> Result<&str, String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > PAT_NAME_MAX_CHARS {
+        return Err(format!(
+            "The token name must be 1 to {PAT_NAME_MAX_CHARS} characters."
+        ));
+    }
+    crate::text::check_free_text("The token name", name)?;
+    Ok(name)
+}
+
+/// A PAT lifetime of `days` whole days, in ms, or why it cannot be one.
+pub fn pat_lifetime_days(days: i64) -> Result<i64, String> {
+    if (1..=PAT_MAX_DAYS).contains(&days) {
+        Ok(days * DAY_MS)
+    } else {
+        Err(format!(
+            "The token lifetime must be a whole number of days from 1 to {PAT_MAX_DAYS}."
+        ))
+    }
+}
+
 pub struct App {
     pub config: Config,
     pub store: Store,
@@ -234,6 +268,7 @@ impl App {
                 "Personal access tokens can only be created with a session token; log in with a password first.".into(),
             ));
         }
+        let name = pat_name(name).map_err(Error::InvalidRequest)?;
         let now = self.now();
         let expires_at = match expires_in_ms {
             None => Some(now + self.config.pat_lifetime_ms),
@@ -359,7 +394,7 @@ mod tests {
 
     const T0: i64 = 1_800_000_000_000;
     const S: i64 = 1_000;
-    const DAY: i64 = 86_400_000;
+    const DAY: i64 = DAY_MS;
 
     struct Fixture {
         app: App,

@@ -66,7 +66,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "APPLIANCE_SESSION_WINDOW",
-        default_value = "30d",
+        default_value = crate::app::DEFAULT_SESSION_WINDOW,
         value_name = "DURATION"
     )]
     pub session_window: String,
@@ -82,7 +82,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "APPLIANCE_PAT_LIFETIME",
-        default_value = "90d",
+        default_value = crate::app::DEFAULT_PAT_LIFETIME,
         value_name = "DURATION"
     )]
     pub pat_lifetime: String,

@@ -4,12 +4,12 @@
 
 use std::net::IpAddr;
 
+use crate::app::DAY_MS;
 use crate::cli::ServeArgs;
 
 /// The longest duration any setting accepts (100 years): keeps every sum of instants
 /// far from i64 overflow.
 const MAX_DURATION_MS: i64 = 36_500 * DAY_MS;
-const DAY_MS: i64 = 86_400_000;
 
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::db::{Store, StoreError};
 use crate::error::exit;
 use crate::metrics::Metrics;
+use crate::text;
 
 /// Rows deleted per purge statement, so a purge never holds the write lock for long.
 const PURGE_BATCH: i64 = 500;
@@ -30,11 +31,14 @@ pub fn run(args: &ServeArgs) -> u8 {
     let store = match Store::open(Path::new(&config.db), config.workers as u32 + 4) {
         Ok(s) => s,
         Err(e @ StoreError::TooNew { .. }) => {
-            eprintln!("Cannot use {}: {e}.", config.db);
+            eprintln!("Cannot use {}: {e}.", text::escape(&config.db));
             return exit::REFUSED;
         }
         Err(e) => {
-            eprintln!("Cannot open the database {}: {e}.", config.db);
+            eprintln!(
+                "Cannot open the database {}: {e}.",
+                text::escape(&config.db)
+            );
             return exit::REFUSED;
         }
     };
@@ -44,7 +48,7 @@ pub fn run(args: &ServeArgs) -> u8 {
     if store.count_users().unwrap_or(1) == 0 {
         eprintln!(
             "No users yet. Add the first one with: appliance admin user add --db {} USERNAME",
-            config.db
+            text::escape(&config.db)
         );
     }
     // Logins waiting for a hashing thread are bounded (see Config), so a login storm
@@ -59,7 +63,10 @@ pub fn run(args: &ServeArgs) -> u8 {
     let csrf_key = match store.secret("csrf") {
         Ok(k) => k,
         Err(e) => {
-            eprintln!("Cannot read the signing key from {}: {e}.", config.db);
+            eprintln!(
+                "Cannot read the signing key from {}: {e}.",
+                text::escape(&config.db)
+            );
             return exit::REFUSED;
         }
     };

@@ -103,3 +103,84 @@ fn a_database_others_can_read_is_warned_about_at_start() {
         "{log}"
     );
 }
+
+const FORGED: &str = "ci\n2026-12-01T00:41:00Z  cli:root  user.delete  alice\u{1b}[8m";
+
+#[test]
+fn names_with_control_characters_are_refused_by_the_api_and_the_cli() {
+    let s = Server::start(&[]);
+    s.add_user("alice");
+    let session = s.login("alice");
+    for name in [
+        FORGED,
+        "a\rb",
+        "\u{1b}[2J",
+        "x\u{0}",
+        "tab\tname",
+        "rtl\u{202e}",
+    ] {
+        let body = serde_json::json!({ "name": name }).to_string();
+        let r = s.pat(&session, &body);
+        assert_error(&r, 400, "invalid_request");
+        assert!(r.text.contains("control characters"), "{}", r.text);
+        if name.contains('\0') {
+            continue; // no NUL in an argv
+        }
+        let out = s.admin(&["token", "create", "--user", "alice", "--name", name], "");
+        assert_eq!(out.status.code(), Some(2), "{name:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("control characters"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    // Surrounding spaces are trimmed, the same rule for both.
+    let r = s.pat(&session, r#"{"name":"  ci  "}"#);
+    assert_eq!(r.json["name"], "ci", "{}", r.text);
+    let audit = sqlite(
+        &s.db,
+        "SELECT count(*) FROM audit WHERE action = 'token.create'",
+    );
+    assert_eq!(audit[0][0], 1);
+}
+
+#[test]
+fn text_views_print_one_line_per_record_and_no_escape_sequence() {
+    let s = Server::start(&[]);
+    s.add_user("alice");
+    // Rows written before names were checked (or by hand) are shown escaped.
+    let c = rusqlite::Connection::open(&s.db).unwrap();
+    c.execute(
+        "INSERT INTO audit (at, actor, action, target, detail) VALUES (0, 'user:alice', 'token.create', ?1, ?2)",
+        ["tok_x\u{1b}]0;owned\u{7}", &format!("name={FORGED}")],
+    )
+    .unwrap();
+    c.execute(
+        "UPDATE users SET username = ?1 WHERE username = 'alice'",
+        ["alice\n2026-01-01T00:00:00Z  usr_fake  root\u{1b}[8m"],
+    )
+    .unwrap();
+    drop(c);
+    let audit = s.admin(&["audit"], "");
+    assert!(audit.status.success(), "{}", stderr(&audit));
+    let text = stdout(&audit);
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text:?}"
+    );
+    assert!(text.contains(r"name=ci\n2026-12-01T00:41:00Z"), "{text}");
+    let users = stdout(&s.admin(&["user", "list"], ""));
+    assert_eq!(users.lines().count(), 2, "{users}");
+    assert!(!users.contains('\u{1b}'), "{users:?}");
+    // --json stays exact.
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&s.admin(&["audit", "--json"], ""))).unwrap();
+    assert_eq!(json[1]["detail"], format!("name={FORGED}"));
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&s.admin(&["user", "list", "--json"], ""))).unwrap();
+    assert!(json[0]["username"]
+        .as_str()
+        .unwrap()
+        .ends_with("root\u{1b}[8m"));
+}
