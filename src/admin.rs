@@ -72,7 +72,7 @@ pub fn open(path: &str) -> Result<Store, Refusal> {
         other => refused(format!("Cannot open the database {shown}: {other}.")),
     })?;
     for warning in files::loose_file_warnings(Path::new(path)) {
-        eprintln!("{warning}");
+        eprintln!("WARN {}", text::escape(&warning));
     }
     Ok(store)
 }

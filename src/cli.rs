@@ -154,6 +154,10 @@ pub struct ServeArgs {
     /// Domain attribute of the session cookie; also the domain `rd` redirects may go to.
     #[arg(long, env = "APPLIANCE_COOKIE_DOMAIN", value_name = "DOMAIN")]
     pub cookie_domain: Option<String>,
+    /// The log on stderr: `text` (one line a request, RFC 3339 time first) or `json`
+    /// (one JSON object a line, for log shippers).
+    #[arg(long, env = "APPLIANCE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: crate::http::log::Format,
 }
 
 #[derive(Debug, Subcommand)]

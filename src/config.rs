@@ -31,6 +31,7 @@ pub struct Config {
     pub client_timeout_ms: i64,
     pub insecure_cookies: bool,
     pub cookie_domain: Option<String>,
+    pub log_format: crate::http::log::Format,
 }
 
 impl Config {
@@ -91,6 +92,7 @@ impl Config {
                 Some(d) => Some(cookie_domain_flag(d)?),
                 None => None,
             },
+            log_format: a.log_format,
         };
         if config.pat_lifetime_ms <= config.pat_renew_threshold_ms {
             return Err(format!(

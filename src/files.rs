@@ -57,13 +57,14 @@ pub fn loose_database_files(path: &Path) -> Vec<(PathBuf, u32)> {
     found
 }
 
-/// One warning line per loose database file, for stderr at start.
+/// One warning per loose database file, for stderr at start (plain text: the path is
+/// escaped where it is printed).
 pub fn loose_file_warnings(path: &Path) -> Vec<String> {
     loose_database_files(path)
         .into_iter()
         .map(|(file, mode)| {
-            let shown = crate::text::escape_path(&file);
-            format!("WARN {shown} has mode {mode:04o}: other users can read the password hashes and keys in it; run: chmod 600 {shown}")
+            let file = file.to_string_lossy();
+            format!("{file} has mode {mode:04o}: other users can read the password hashes and keys in it; run: chmod 600 {file}")
         })
         .collect()
 }

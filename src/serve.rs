@@ -14,6 +14,7 @@ use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::db::{Store, StoreError};
 use crate::error::exit;
+use crate::http::log::{self, Level};
 use crate::metrics::Metrics;
 use crate::text;
 
@@ -28,6 +29,7 @@ pub fn run(args: &ServeArgs) -> u8 {
             return exit::USAGE;
         }
     };
+    log::set_format(config.log_format);
     let store = match Store::open(Path::new(&config.db), config.workers as u32 + 4) {
         Ok(s) => s,
         Err(e @ StoreError::TooNew { .. }) => {
@@ -43,12 +45,15 @@ pub fn run(args: &ServeArgs) -> u8 {
         }
     };
     for warning in crate::files::loose_file_warnings(Path::new(&config.db)) {
-        eprintln!("{warning}");
+        log::event(Level::Warn, &warning);
     }
     if store.count_users().unwrap_or(1) == 0 {
-        eprintln!(
-            "No users yet. Add the first one with: appliance admin user add --db {} USERNAME",
-            text::escape(&config.db)
+        log::event(
+            Level::Info,
+            &format!(
+                "No users yet. Add the first one with: appliance admin user add --db {} USERNAME",
+                config.db
+            ),
         );
     }
     // Logins waiting for a hashing thread are bounded (see Config), so a login storm
@@ -123,13 +128,13 @@ fn start_purge(app: Arc<App>) {
                         thread::sleep(Duration::from_millis(10));
                     }
                     Err(e) => {
-                        eprintln!("WARN purge failed, will retry: {e}");
+                        log::event(Level::Warn, &format!("purge failed, will retry: {e}"));
                         break;
                     }
                 }
             }
         });
     if let Err(e) = spawned {
-        eprintln!("WARN cannot start the purge thread: {e}");
+        log::event(Level::Warn, &format!("cannot start the purge thread: {e}"));
     }
 }

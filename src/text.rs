@@ -5,7 +5,6 @@
 
 use std::borrow::Cow;
 use std::fmt::Write;
-use std::path::Path;
 
 /// Characters that must never reach a terminal or a log raw: C0 and C1 controls and
 /// DEL (`\n`, `\r`, ESC…), the Unicode line and paragraph separators, and the
@@ -48,11 +47,6 @@ pub fn escape(s: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
-}
-
-/// A path for a terminal or a log line (lossy UTF-8, escaped).
-pub fn escape_path(path: &Path) -> String {
-    escape(&path.to_string_lossy()).into_owned()
 }
 
 #[cfg(test)]

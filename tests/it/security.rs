@@ -184,3 +184,85 @@ fn text_views_print_one_line_per_record_and_no_escape_sequence() {
         .unwrap()
         .ends_with("root\u{1b}[8m"));
 }
+
+/// Sends `request` as raw bytes and returns the status line.
+fn raw(s: &Server, request: &[u8]) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut status = String::new();
+    BufReader::new(stream).read_line(&mut status).unwrap();
+    status
+}
+
+/// Waits for the request log to show `n` more lines than `skip` and returns them.
+fn log_after(s: &Server, want: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let mut lines = Vec::new();
+    for _ in 0..100 {
+        lines.extend(s.log_lines());
+        if want(&lines) {
+            break;
+        }
+        sleep(Duration::from_millis(20));
+    }
+    lines
+}
+
+const FORGED_LINE: &[u8] =
+    b"GET /x\n2026-12-01T00:41:00Z\tGET\t/admin\t200\x1b[2J HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+#[test]
+fn a_request_line_cannot_forge_a_log_line_or_reach_the_terminal() {
+    let s = Server::start(&[]);
+    let status = raw(&s, FORGED_LINE);
+    assert!(status.starts_with("HTTP/1.1 404"), "{status:?}");
+    let lines = log_after(&s, |l| l.iter().any(|l| l.contains(" 404 ")));
+    let line = lines
+        .iter()
+        .find(|l| l.contains(" 404 "))
+        .expect("request logged");
+    assert!(
+        line.contains(r"GET /x\n2026-12-01T00:41:00Z\tGET\t/admin\t200\u{1b}[2J 404 "),
+        "{line}"
+    );
+    for l in &lines {
+        assert!(!l.contains('\u{1b}'), "{l:?}");
+        assert!(!l.starts_with("2026-12-01T00:41:00Z"), "forged: {l:?}");
+        // Every line starts with its RFC 3339 time.
+        let time = l.split(' ').next().unwrap();
+        assert!(chrono::DateTime::parse_from_rfc3339(time).is_ok(), "{l:?}");
+    }
+}
+
+#[test]
+fn the_json_log_is_one_exact_object_a_line() {
+    let s = Server::start(&["--log-format", "json"]);
+    assert!(raw(&s, FORGED_LINE).starts_with("HTTP/1.1 404"));
+    get(&s.url("/healthz?secret=1"), None);
+    let lines = log_after(&s, |l| l.iter().any(|l| l.contains("/healthz")));
+    let objects: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    let forged = objects.iter().find(|o| o["status"] == 404).expect("logged");
+    assert_eq!(
+        forged["path"],
+        "/x\n2026-12-01T00:41:00Z\tGET\t/admin\t200\u{1b}[2J"
+    );
+    let health = objects.iter().find(|o| o["path"] == "/healthz").unwrap();
+    assert_eq!(health["method"], "GET");
+    assert_eq!(health["status"], 200);
+    assert!(health["ms"].is_number());
+    assert!(chrono::DateTime::parse_from_rfc3339(health["time"].as_str().unwrap()).is_ok());
+    // The environment variable chooses it too; anything else is a usage error.
+    let out = run_with(
+        appliance()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("APPLIANCE_LOG_FORMAT", "xml"),
+        "",
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
