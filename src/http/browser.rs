@@ -95,7 +95,11 @@ pub fn login_submit(app: &App, req: &Req) -> Result<Reply, Error> {
 pub fn logout(app: &App, req: &Req) -> Result<Reply, Error> {
     // HEAD is answered like GET, but only a GET signs out (a HEAD must change nothing).
     let signing_out = req.method == super::request::Method::Get;
-    if let Some(presented) = req.cookie_value(SESSION_COOKIE).filter(|_| signing_out) {
+    if let Some(presented) = req
+        .session_cookie()
+        .and_then(Result::ok)
+        .filter(|_| signing_out)
+    {
         if let Ok((_, hash)) = app.live_token(presented, app.now()) {
             app.revoke(&hash)?;
         }
@@ -108,7 +112,8 @@ pub fn logout(app: &App, req: &Req) -> Result<Reply, Error> {
 /// `GET /`: who the browser is signed in as, if anyone. Where `rd` falls back to.
 pub fn home(app: &App, req: &Req) -> Result<Reply, Error> {
     let signed_in = req
-        .cookie_value(SESSION_COOKIE)
+        .session_cookie()
+        .and_then(Result::ok)
         .and_then(|t| app.authenticate(t, Slide::Yes).ok());
     let body = match signed_in {
         Some(p) => format!(

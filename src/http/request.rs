@@ -4,6 +4,7 @@
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr};
 
+use crate::auth::token::{self, Kind};
 use crate::config::{canonical, Cidr};
 use crate::error::{Error, Reason};
 
@@ -131,15 +132,22 @@ impl Req {
     pub fn bearer(&self, cookie_ok: bool) -> Result<&str, Error> {
         match &self.authorization {
             Some(value) => parse_bearer(value).ok_or(Error::InvalidToken(Reason::Unknown)),
-            None => {
-                let from_cookie = if cookie_ok {
-                    self.cookie_value(super::SESSION_COOKIE)
-                } else {
-                    None
-                };
-                from_cookie.ok_or(Error::InvalidToken(Reason::Missing))
-            }
+            None if cookie_ok => self
+                .session_cookie()
+                .unwrap_or(Err(Error::InvalidToken(Reason::Missing))),
+            None => Err(Error::InvalidToken(Reason::Missing)),
         }
+    }
+
+    /// The browser session cookie: `None` when it is absent; `unknown` when it holds
+    /// anything but a session token (a PAT included), since the cookie is for browser
+    /// sessions only.
+    pub fn session_cookie(&self) -> Option<Result<&str, Error>> {
+        let value = self.cookie_value(super::SESSION_COOKIE)?;
+        Some(match token::kind_of(value) {
+            Some(Kind::Session) => Ok(value),
+            _ => Err(Error::InvalidToken(Reason::Unknown)),
+        })
     }
 
     pub fn cookie_value(&self, name: &str) -> Option<&str> {

@@ -266,3 +266,61 @@ fn the_json_log_is_one_exact_object_a_line() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+#[test]
+fn the_session_cookie_takes_session_tokens_only() {
+    let s = Server::start(&["--insecure-cookies"]);
+    s.add_user("alice");
+    let session = s.login("alice");
+    let pat = s.new_pat(&session, r#"{"name":"ci"}"#);
+    let as_cookie = format!("appliance_session={pat}");
+    for path in ["/api/validate", "/api/userinfo"] {
+        let r = request("GET", &s.url(path), &[("Cookie", &as_cookie)], b"");
+        assert_invalid_token(&r, "unknown");
+    }
+    for junk in ["appliance_session=hello", "appliance_session=apr_x"] {
+        let r = request("GET", &s.url("/api/validate"), &[("Cookie", junk)], b"");
+        assert_invalid_token(&r, "unknown");
+    }
+    // Signing out with a PAT in the cookie does not revoke the PAT.
+    let out = request("GET", &s.url("/logout"), &[("Cookie", &as_cookie)], b"");
+    assert_eq!(out.status, 200);
+    assert_eq!(get(&s.url("/api/validate"), Some(&pat)).status, 200);
+    let home = request("GET", &s.url("/"), &[("Cookie", &as_cookie)], b"");
+    assert!(home.text.contains("not signed in"), "{}", home.text);
+    // The session itself works in the cookie.
+    let cookie = format!("appliance_session={session}");
+    let r = request("GET", &s.url("/api/validate"), &[("Cookie", &cookie)], b"");
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+#[test]
+fn only_space_and_tab_around_a_header_value_are_ignored() {
+    let s = Server::start(&[]);
+    s.add_user("alice");
+    let token = s.login("alice");
+    let validate = |value: &str| {
+        raw(
+            &s,
+            format!(
+                "GET /api/validate HTTP/1.1\r\nHost: x\r\nAuthorization:{value}\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+    };
+    for ok in [
+        format!(" Bearer {token}"),
+        format!(" \tBearer {token} \t"),
+        format!("Bearer {token}"),
+    ] {
+        assert!(validate(&ok).starts_with("HTTP/1.1 200"), "{ok:?}");
+    }
+    for bad in [
+        format!(" Bearer {token}\x0b"),
+        format!(" Bearer {token}\x0c"),
+        format!(" \x0bBearer {token}"),
+        format!(" \x0cBearer {token}"),
+    ] {
+        assert!(validate(&bad).starts_with("HTTP/1.1 401"), "{bad:?}");
+    }
+}
