@@ -30,6 +30,9 @@ pub struct Req {
     pub host: Option<String>,
     /// What the browser says about where the request comes from (`cross-site`, …).
     pub sec_fetch_site: Option<String>,
+    /// The `Origin` and `Referer` headers, as sent.
+    pub origin: Option<String>,
+    pub referer: Option<String>,
     pub client: IpAddr,
     pub body: Vec<u8>,
 }
@@ -55,6 +58,8 @@ pub fn read(rq: &mut tiny_http::Request, limit: u64, trusted: &[Cidr]) -> Result
     let mut host = None;
     let mut forwarded_for = None;
     let mut sec_fetch_site = None;
+    let mut origin = None;
+    let mut referer = None;
     for h in rq.headers() {
         let field = &h.field;
         if field.equiv("Authorization") {
@@ -69,6 +74,10 @@ pub fn read(rq: &mut tiny_http::Request, limit: u64, trusted: &[Cidr]) -> Result
             host = Some(h.value.as_str().to_string());
         } else if field.equiv("Sec-Fetch-Site") {
             sec_fetch_site = Some(h.value.as_str().to_ascii_lowercase());
+        } else if field.equiv("Origin") {
+            origin = Some(h.value.as_str().to_string());
+        } else if field.equiv("Referer") {
+            referer = Some(h.value.as_str().to_string());
         } else if field.equiv("X-Forwarded-For") {
             forwarded_for = Some(h.value.as_str().to_string());
         }
@@ -96,6 +105,8 @@ pub fn read(rq: &mut tiny_http::Request, limit: u64, trusted: &[Cidr]) -> Result
         cookie,
         host,
         sec_fetch_site,
+        origin,
+        referer,
         client,
         body,
     })
