@@ -629,6 +629,45 @@ mod tests {
     }
 
     #[test]
+    fn same_origin_is_the_host_the_browser_used() {
+        let host = Some("app.example.com:8443");
+        for ok in [
+            "https://app.example.com:8443",
+            "http://APP.example.com:8443/login?rd=x",
+            "https://app.example.com:8443#x",
+        ] {
+            assert!(same_origin(ok, host), "{ok}");
+        }
+        for bad in [
+            "null",
+            "",
+            "https://app.example.com",
+            "https://app.example.com:8444",
+            "https://evil.example",
+            "https://app.example.com:8443@evil.example",
+            "https://evil.example/https://app.example.com:8443",
+            "ftp://app.example.com:8443",
+            "//app.example.com:8443",
+        ] {
+            assert!(!same_origin(bad, host), "{bad}");
+        }
+        // A proxy that passes the host name alone: compared by name.
+        assert!(same_origin(
+            "https://app.example.com:8443",
+            Some("app.example.com")
+        ));
+        assert!(same_origin(
+            "https://app.example.com",
+            Some("app.example.com")
+        ));
+        assert!(!same_origin(
+            "https://evil.example:443",
+            Some("app.example.com")
+        ));
+        assert!(!same_origin("https://app.example.com", None));
+    }
+
+    #[test]
     fn echoed_text_is_escaped() {
         assert_eq!(
             escape(r#"<a href="x">'&'</a>"#),
