@@ -46,10 +46,14 @@ CREATE TABLE secrets (
     value   BYTEA NOT NULL
 );
 
--- Failed logins (u:<username>, a:<client address>), so every replica counts the same
--- throttle; rows older than the 5-minute window are purged.
-CREATE TABLE login_failures (
-    key TEXT NOT NULL,
-    at  BIGINT NOT NULL
+-- Login attempts (reserved before the password is hashed; a failure keeps its row,
+-- a success gives it back), so every replica counts against the same limits. Rows
+-- older than the 5-minute window are purged.
+CREATE TABLE login_attempts (
+    id       BIGINT PRIMARY KEY,    -- the reservation
+    user_key TEXT NOT NULL,         -- the username as counted
+    addr_key TEXT NOT NULL,         -- the client address
+    at       BIGINT NOT NULL
 );
-CREATE INDEX login_failures_by_key ON login_failures (key, at);
+CREATE INDEX login_attempts_by_user ON login_attempts (user_key, at);
+CREATE INDEX login_attempts_by_addr ON login_attempts (addr_key, at);

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::app::issue;
+use crate::app::{self, issue};
 use crate::auth::password::{hash_password, MIN_PASSWORD_LEN};
 use crate::auth::token::{self, Kind};
 use crate::auth::valid_username;
@@ -19,6 +19,7 @@ use crate::config::parse_duration;
 use crate::db::tokens::RevokeOutcome;
 use crate::db::{is_postgres, redact, AuditEntry, Store, StoreError, User};
 use crate::error::exit;
+use crate::{files, text};
 
 /// A refusal: the exit code and the sentence for stderr.
 pub struct Refusal(pub u8, pub String);
@@ -66,11 +67,18 @@ pub fn run(command: AdminCommand) -> u8 {
 
 /// Opens (creating and migrating if needed) the database for an admin command.
 pub fn open(target: &str) -> Result<Store, Refusal> {
-    let shown = redact(target);
-    Store::open(target, 2).map_err(|e| match e {
+    // A PostgreSQL URL's password is never printed; a path is escaped for the terminal.
+    let shown = text::escape(&redact(target)).to_string();
+    let store = Store::open(target, 2).map_err(|e| match e {
         StoreError::TooNew { .. } => refused(format!("Cannot use {shown}: {e}.")),
         other => refused(format!("Cannot open the database {shown}: {other}.")),
-    })
+    })?;
+    if !is_postgres(target) {
+        for warning in files::loose_file_warnings(Path::new(target)) {
+            eprintln!("WARN {}", text::escape(&warning));
+        }
+    }
+    Ok(store)
 }
 
 /// `cli:<OS user>` for the audit log: the login name of the real uid (from /etc/passwd),
@@ -100,7 +108,7 @@ fn existing_user(store: &Store, username: &str) -> Result<User, Refusal> {
     store
         .user_by_username(username)
         .map_err(store_refusal)?
-        .ok_or_else(|| refused(format!("No user named '{username}'.")))
+        .ok_or_else(|| refused(format!("No user named '{}'.", text::escape(username))))
 }
 
 fn entry(action: &'static str, target: &str, detail: String) -> AuditEntry {
@@ -130,7 +138,7 @@ fn user_add(a: &UserAddArgs) -> Outcome {
     if !valid_username(&a.username) {
         return Err(usage(format!(
             "'{}' is not a valid username: use 1 to 64 characters of a-z 0-9 . _ - @.",
-            a.username
+            text::escape(&a.username)
         )));
     }
     let password = read_secret(a.password_stdin, "Password: ").map_err(usage)?;
@@ -179,8 +187,8 @@ fn user_list(store: &Store, as_json: bool) -> Outcome {
         for u in users {
             println!(
                 "{:<26} {:<32} {:<21} {}",
-                u.id,
-                u.username,
+                text::escape(&u.id),
+                text::escape(&u.username),
                 rfc3339(u.created_at),
                 u.session_version
             );
@@ -190,25 +198,27 @@ fn user_list(store: &Store, as_json: bool) -> Outcome {
 }
 
 fn token_create(a: &TokenCreateArgs) -> Outcome {
-    let name = a.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(usage("--name must be 1 to 100 characters."));
-    }
+    let name = app::pat_name(&a.name).map_err(|e| usage(format!("--name: {e}")))?;
     let lifetime_ms = match (&a.expires_in_days, &a.expires_in, a.never_expires) {
-        (Some(days), _, _) => match days.parse::<i64>() {
-            Ok(d @ 1..=3650) => Some(d * 86_400_000),
-            _ => {
-                return Err(usage(format!(
-                    "--expires-in-days: '{days}' is not a whole number from 1 to 3650."
-                )))
-            }
-        },
+        (Some(days), _, _) => Some(
+            days.parse::<i64>()
+                .map_err(|_| String::new())
+                .and_then(app::pat_lifetime_days)
+                .map_err(|_| {
+                    usage(format!(
+                        "--expires-in-days: '{}' is not a whole number from 1 to {}.",
+                        text::escape(days),
+                        app::PAT_MAX_DAYS
+                    ))
+                })?,
+        ),
         (_, Some(d), _) => {
             Some(parse_duration(d).map_err(|e| usage(format!("--expires-in: {e}.")))?)
         }
         (_, _, true) => None,
         _ => {
-            let default = std::env::var("APPLIANCE_PAT_LIFETIME").unwrap_or_else(|_| "90d".into());
+            let default = std::env::var("APPLIANCE_PAT_LIFETIME")
+                .unwrap_or_else(|_| app::DEFAULT_PAT_LIFETIME.into());
             Some(
                 parse_duration(&default)
                     .map_err(|e| usage(format!("APPLIANCE_PAT_LIFETIME: {e}.")))?,
@@ -249,7 +259,10 @@ fn revoke(a: &RevokeArgs) -> Outcome {
                 &entry("user.revoke_all", username, String::new()),
             )
             .map_err(store_refusal)?;
-        println!("Every token of '{username}' issued before now is rejected (session_version {version}).");
+        println!(
+            "Every token of '{}' issued before now is rejected (session_version {version}).",
+            text::escape(username)
+        );
         return Ok(());
     }
     let presented = match a.token.as_deref() {
@@ -295,32 +308,42 @@ fn audit(store: &Store, as_json: bool) -> Outcome {
             println!(
                 "{}  {:<20} {:<16} {:<26} {}",
                 rfc3339(r.at),
-                r.actor,
-                r.action,
-                r.target,
-                r.detail
+                text::escape(&r.actor),
+                text::escape(&r.action),
+                text::escape(&r.target),
+                text::escape(&r.detail)
             );
         }
     }
     Ok(())
 }
 
+/// The copy is made in a private temporary directory beside `dest`, then written
+/// through a file descriptor opened `O_CREAT|O_EXCL` (mode 0600): an existing path or a
+/// symlink (even dangling) at `dest` is refused, with no window between check and
+/// create.
 fn backup(db: &str, dest: &str) -> Outcome {
     if is_postgres(db) {
         return Err(refused(
             "admin backup copies a SQLite file; back up a PostgreSQL database with pg_dump (for example: pg_dump -Fc -f appliance.dump DBNAME).",
         ));
     }
-    if Path::new(dest).exists() {
-        return Err(refused(format!(
-            "{dest} already exists; choose a new path for the backup."
-        )));
-    }
     let store = open(db)?;
-    store
-        .backup_to(Path::new(dest))
-        .map_err(|e| refused(format!("Backup to {dest} failed: {e}.")))?;
-    println!("Backed up {} to {dest}.", redact(db));
+    let dest_path = Path::new(dest);
+    let shown = text::escape(dest);
+    let mut out = files::create_new_private(dest_path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => refused(format!(
+            "{shown} already exists (or is a symlink); choose a new path for the backup."
+        )),
+        _ => refused(format!("Cannot create {shown}: {e}.")),
+    })?;
+    let copied = copy_backup(&store, dest_path, &mut out);
+    if let Err(e) = copied {
+        drop(out);
+        let _ = std::fs::remove_file(dest_path);
+        return Err(refused(format!("Backup to {shown} failed: {e}.")));
+    }
+    println!("Backed up {} to {shown}.", text::escape(db));
     Ok(())
 }
 
@@ -331,23 +354,42 @@ fn migrate_to(db: &str, url: &str) -> Outcome {
         ));
     }
     if !Path::new(db).exists() {
-        return Err(refused(format!("No SQLite database at {db}.")));
+        return Err(refused(format!(
+            "No SQLite database at {}.",
+            text::escape(db)
+        )));
     }
     let from = open(db)?;
     let to = open(url)?;
-    let shown = redact(url);
+    let shown = text::escape(&redact(url)).to_string();
     let copied = from
         .copy_into(
             &to,
             SystemClock.now_ms(),
-            &entry("db.migrate_to", &shown, format!("from={db}")),
+            &entry("db.migrate_to", &redact(url), format!("from={db}")),
         )
         .map_err(|e| refused(format!("Nothing was copied to {shown}: {e}.")))?;
     println!(
-        "Copied {} users, {} tokens and {} audit entries from {db} to {shown}. Point every serve at it with --db/APPLIANCE_DB.",
-        copied.users, copied.tokens, copied.audit
+        "Copied {} users, {} tokens and {} audit entries from {} to {shown}. Point every serve at it with --db/APPLIANCE_DB.",
+        copied.users,
+        copied.tokens,
+        copied.audit,
+        text::escape(db)
     );
     Ok(())
+}
+
+fn copy_backup(store: &Store, dest: &Path, out: &mut std::fs::File) -> Result<(), String> {
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = files::PrivateDir::new_in(parent).map_err(|e| e.to_string())?;
+    let snapshot = tmp.path().join("backup.db");
+    store.backup_to(&snapshot).map_err(|e| e.to_string())?;
+    let mut from = std::fs::File::open(&snapshot).map_err(|e| e.to_string())?;
+    std::io::copy(&mut from, out).map_err(|e| e.to_string())?;
+    out.sync_all().map_err(|e| e.to_string())
 }
 
 /// Not audited: a benchmark fixture, hidden from `--help`.
@@ -355,7 +397,8 @@ fn seed(a: &SeedArgs) -> Outcome {
     let store = open(&a.db.db)?;
     let user = existing_user(&store, &a.user)?;
     let now = SystemClock.now_ms();
-    let window = std::env::var("APPLIANCE_SESSION_WINDOW").unwrap_or_else(|_| "30d".into());
+    let window = std::env::var("APPLIANCE_SESSION_WINDOW")
+        .unwrap_or_else(|_| app::DEFAULT_SESSION_WINDOW.into());
     let window_ms =
         parse_duration(&window).map_err(|e| usage(format!("APPLIANCE_SESSION_WINDOW: {e}.")))?;
     let tokens = store

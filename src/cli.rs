@@ -78,7 +78,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "APPLIANCE_SESSION_WINDOW",
-        default_value = "30d",
+        default_value = crate::app::DEFAULT_SESSION_WINDOW,
         value_name = "DURATION"
     )]
     pub session_window: String,
@@ -94,7 +94,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "APPLIANCE_PAT_LIFETIME",
-        default_value = "90d",
+        default_value = crate::app::DEFAULT_PAT_LIFETIME,
         value_name = "DURATION"
     )]
     pub pat_lifetime: String,
@@ -166,6 +166,10 @@ pub struct ServeArgs {
     /// Domain attribute of the session cookie; also the domain `rd` redirects may go to.
     #[arg(long, env = "APPLIANCE_COOKIE_DOMAIN", value_name = "DOMAIN")]
     pub cookie_domain: Option<String>,
+    /// The log on stderr: `text` (one line a request, RFC 3339 time first) or `json`
+    /// (one JSON object a line, for log shippers).
+    #[arg(long, env = "APPLIANCE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: crate::http::log::Format,
 }
 
 #[derive(Debug, Subcommand)]

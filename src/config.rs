@@ -4,12 +4,12 @@
 
 use std::net::IpAddr;
 
+use crate::app::DAY_MS;
 use crate::cli::ServeArgs;
 
 /// The longest duration any setting accepts (100 years): keeps every sum of instants
 /// far from i64 overflow.
 const MAX_DURATION_MS: i64 = 36_500 * DAY_MS;
-const DAY_MS: i64 = 86_400_000;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -32,6 +32,7 @@ pub struct Config {
     pub client_timeout_ms: i64,
     pub insecure_cookies: bool,
     pub cookie_domain: Option<String>,
+    pub log_format: crate::http::log::Format,
 }
 
 impl Config {
@@ -93,6 +94,7 @@ impl Config {
                 Some(d) => Some(cookie_domain_flag(d)?),
                 None => None,
             },
+            log_format: a.log_format,
         };
         if config.pat_lifetime_ms <= config.pat_renew_threshold_ms {
             return Err(format!(

@@ -12,9 +12,11 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod files;
 pub mod http;
 pub mod metrics;
 mod serve;
+pub mod text;
 
 use cli::{Cli, Command};
 

@@ -1,19 +1,23 @@
 //! `appliance serve`: validate the configuration, open the database, start the
 //! password pool and the background purge, and run the HTTP server until a signal.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::app::App;
-use crate::auth::limiter::Limiter;
 use crate::auth::password::PasswordPool;
+use crate::auth::shared_throttle::DbThrottle;
+use crate::auth::throttle::{MemoryThrottle, Throttle};
 use crate::cli::ServeArgs;
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::db::{redact, Store, StoreError};
 use crate::error::exit;
+use crate::http::log::{self, Level};
 use crate::metrics::Metrics;
+use crate::text;
 
 /// Rows deleted per purge statement, so a purge never holds the write lock for long.
 const PURGE_BATCH: i64 = 500;
@@ -28,8 +32,9 @@ pub fn run(args: &ServeArgs) -> u8 {
             return exit::USAGE;
         }
     };
+    log::set_format(config.log_format);
     // Printed instead of the target: a PostgreSQL URL's password never is.
-    let shown = redact(&config.db);
+    let shown = text::escape(&redact(&config.db)).to_string();
     let store = match open_retrying(&config.db, config.db_pool_size) {
         Ok(s) => s,
         Err(e @ StoreError::TooNew { .. }) => {
@@ -41,9 +46,15 @@ pub fn run(args: &ServeArgs) -> u8 {
             return exit::REFUSED;
         }
     };
+    if !store.is_postgres() {
+        for warning in crate::files::loose_file_warnings(Path::new(&config.db)) {
+            log::event(Level::Warn, &warning);
+        }
+    }
     if store.count_users().unwrap_or(1) == 0 {
-        eprintln!(
-            "No users yet. Add the first one with: appliance admin user add --db {shown} USERNAME"
+        log::event(
+            Level::Info,
+            &format!("No users yet. Add the first one with: appliance admin user add --db {shown} USERNAME"),
         );
     }
     // Logins waiting for a hashing thread are bounded (see Config), so a login storm
@@ -73,7 +84,7 @@ pub fn run(args: &ServeArgs) -> u8 {
         }
     };
     let app = Arc::new(App {
-        throttle: Limiter::for_store(
+        throttle: throttle_for(
             &store,
             config.login_max_failures_user,
             config.login_max_failures_addr,
@@ -95,6 +106,16 @@ pub fn run(args: &ServeArgs) -> u8 {
             eprintln!("{e}");
             exit::REFUSED
         }
+    }
+}
+
+/// Login throttling counted in the database on PostgreSQL, so replicas share it; in
+/// memory on SQLite, where one process owns the file.
+fn throttle_for(store: &Store, max_user: u32, max_addr: u32) -> Box<dyn Throttle> {
+    if store.is_postgres() {
+        Box::new(DbThrottle::new(store.clone(), max_user, max_addr))
+    } else {
+        Box::new(MemoryThrottle::new(max_user, max_addr))
     }
 }
 
@@ -142,8 +163,13 @@ fn start_purge(app: Arc<App>) {
         .spawn(move || loop {
             thread::sleep(every);
             let now = app.clock.now_ms();
-            if let Err(e) = app.throttle.purge(now) {
-                eprintln!("WARN purge of failed logins failed, will retry: {e}");
+            if app.store.is_postgres() {
+                if let Err(e) = DbThrottle::purge(&app.store, now) {
+                    log::event(
+                        Level::Warn,
+                        &format!("purge of login attempts failed, will retry: {e}"),
+                    );
+                }
             }
             let cutoff = now - app.config.purge_after_ms;
             loop {
@@ -158,13 +184,13 @@ fn start_purge(app: Arc<App>) {
                         thread::sleep(Duration::from_millis(10));
                     }
                     Err(e) => {
-                        eprintln!("WARN purge failed, will retry: {e}");
+                        log::event(Level::Warn, &format!("purge failed, will retry: {e}"));
                         break;
                     }
                 }
             }
         });
     if let Err(e) = spawned {
-        eprintln!("WARN cannot start the purge thread: {e}");
+        log::event(Level::Warn, &format!("cannot start the purge thread: {e}"));
     }
 }

@@ -1,8 +1,8 @@
 //! Credentials: token minting, hashing and constant-time comparison; Argon2id passwords
 //! on their own bounded pool; login throttling.
 
-pub mod limiter;
 pub mod password;
+pub mod shared_throttle;
 pub mod throttle;
 pub mod token;
 

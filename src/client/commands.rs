@@ -99,7 +99,11 @@ fn login_inner(args: &LoginArgs) -> Outcome {
             token,
         })
         .map_err(|e| Exit(exit::REFUSED, e))?;
-    println!("Logged in to {} as {username}.", answer.url);
+    println!(
+        "Logged in to {} as {}.",
+        answer.url,
+        crate::text::escape(&username)
+    );
     Ok(())
 }
 
@@ -184,7 +188,11 @@ fn whoami_inner() -> Outcome {
         .map_err(|f| advised(&f, &path))?;
     let username =
         text_field(&answer.json, "username").ok_or_else(|| not_appliance(&answer.url))?;
-    println!("Logged in to {} as {username}.", answer.url);
+    println!(
+        "Logged in to {} as {}.",
+        answer.url,
+        crate::text::escape(&username)
+    );
     Ok(())
 }
 

@@ -309,38 +309,49 @@ fn replicas_purging_at_once_delete_each_row_once(s: &Store) {
     assert_eq!(s.count_live_tokens(0).unwrap(), (1, 0));
 }
 
-fn failed_logins_counted_in_the_database_hold_for_every_replica(s: &Store) {
-    use crate::auth::limiter::Limiter;
-    use crate::auth::throttle::WINDOW_MS;
+fn login_attempts_counted_in_the_database_hold_for_every_replica(s: &Store) {
+    use crate::auth::shared_throttle::DbThrottle;
+    use crate::auth::throttle::{Outcome, Refused, Throttle, WINDOW_MS};
     use std::net::IpAddr;
     let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
-    let replica = || Limiter::Shared {
-        store: s.clone(),
-        max_user: 3,
-        max_addr: 4,
+    let (one, two) = (
+        DbThrottle::new(s.clone(), 3, 4),
+        DbThrottle::new(s.clone(), 3, 4),
+    );
+    let fail = |t: &DbThrottle, user: &str, addr: IpAddr, now: i64| {
+        let r = t.reserve(user, addr, now).unwrap();
+        t.settle(r, Outcome::Failure);
     };
-    let (one, two) = (replica(), replica());
     for i in 0..3 {
-        let r = if i % 2 == 0 { &one } else { &two };
-        assert_eq!(r.check("alice", a, 1_000 + i).unwrap(), None);
-        r.record_failure("alice", a, 1_000 + i).unwrap();
+        fail(if i % 2 == 0 { &one } else { &two }, "alice", a, 1_000 + i);
     }
     // On the other replica, from another address: the username is over its limit.
-    assert_eq!(two.check("alice", b, 2_000).unwrap(), Some(299));
-    assert_eq!(one.check("bob", b, 2_000).unwrap(), None);
+    assert_eq!(two.reserve("alice", b, 2_000), Err(Refused::Wait(299)));
+    let bob = one.reserve("bob", b, 2_000).unwrap();
+    one.settle(bob, Outcome::Success);
     assert_eq!(
-        one.check("alice", b, 1_000 + WINDOW_MS - 1).unwrap(),
-        Some(1)
+        one.reserve("alice", b, 1_000 + WINDOW_MS - 1),
+        Err(Refused::Wait(1))
     );
-    assert_eq!(one.check("alice", b, 1_000 + WINDOW_MS).unwrap(), None);
-    // The address counts every username's failures.
-    two.record_failure("carol", a, 60_000).unwrap();
-    assert_eq!(one.check("dave", a, 120_000).unwrap(), Some(181));
-    assert_eq!(one.check("dave", b, 120_000).unwrap(), None);
-    // Purge forgets only what left the window.
-    assert_eq!(one.purge(1_001 + WINDOW_MS).unwrap(), 4);
-    assert_eq!(two.check("alice", b, 1_001 + WINDOW_MS).unwrap(), None);
-    assert_eq!(two.purge(60_000 + WINDOW_MS).unwrap(), 4);
+    let late = one.reserve("alice", b, 1_000 + WINDOW_MS).unwrap();
+    two.settle(late, Outcome::Success);
+    // The address counts every username's failures (the successes gave theirs back).
+    fail(&two, "carol", a, 60_000);
+    assert_eq!(one.reserve("dave", a, 120_000), Err(Refused::Wait(181)));
+    // Purge forgets only what left the window: alice's first two, then the rest.
+    assert_eq!(DbThrottle::purge(s, 1_001 + WINDOW_MS).unwrap(), 2);
+    assert_eq!(DbThrottle::purge(s, 60_000 + WINDOW_MS).unwrap(), 2);
+}
+
+fn attempts_racing_on_replicas_never_pass_the_limit(s: &Store) {
+    use crate::auth::shared_throttle::DbThrottle;
+    use crate::auth::throttle::Throttle;
+    let addr: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+    let replicas: Vec<DbThrottle> = (0..4).map(|_| DbThrottle::new(s.clone(), 3, 100)).collect();
+    let reserved = race(12, |i| {
+        replicas[i % 4].reserve("alice", addr, 1_000).is_ok()
+    });
+    assert_eq!(reserved.iter().filter(|ok| **ok).count(), 3, "{reserved:?}");
 }
 
 /// Runs one behaviour against each backend.
@@ -382,7 +393,8 @@ conformance!(
     a_pat_is_revoked_by_its_owner_once_and_leaves_the_list,
     purge_deletes_only_rows_dead_before_the_cutoff,
     replicas_purging_at_once_delete_each_row_once,
-    failed_logins_counted_in_the_database_hold_for_every_replica,
+    login_attempts_counted_in_the_database_hold_for_every_replica,
+    attempts_racing_on_replicas_never_pass_the_limit,
 );
 
 // Opening and migrating: the same promises, set up per backend.

@@ -9,18 +9,21 @@ use super::{sql_err, StoreError};
 
 const STEPS: &[&str] = &[
     include_str!("../../schema.sql"),
-    // 2: failed logins, for a throttle shared by every process on the database.
-    LOGIN_FAILURES,
+    // 2: login attempts, for a throttle shared by every process on the database.
+    LOGIN_ATTEMPTS,
 ];
 
-/// Step 2 on both backends (PostgreSQL has it in its step 1).
-pub(crate) const LOGIN_FAILURES: &str = "CREATE TABLE login_failures (
-    key TEXT NOT NULL,      -- u:<username> or a:<client address>
-    at  INTEGER NOT NULL
+/// Step 2: the shared login throttle's table (PostgreSQL has it in its step 1). Only
+/// `serve` on PostgreSQL uses it; SQLite has it so one conformance suite covers both.
+const LOGIN_ATTEMPTS: &str = "CREATE TABLE login_attempts (
+    id       INTEGER PRIMARY KEY,   -- the reservation
+    user_key TEXT NOT NULL,         -- the username as counted
+    addr_key TEXT NOT NULL,         -- the client address
+    at       INTEGER NOT NULL
 );
-CREATE INDEX login_failures_by_key ON login_failures (key, at);
+CREATE INDEX login_attempts_by_user ON login_attempts (user_key, at);
+CREATE INDEX login_attempts_by_addr ON login_attempts (addr_key, at);
 ";
-
 /// The schema version this binary writes.
 pub const LATEST: i64 = STEPS.len() as i64;
 

