@@ -583,6 +583,13 @@ fn sqlite_wal_stays_bounded_under_writes_with_overlapping_readers() {
     s.seed_sessions("u1", 5_000, 0, 0, i64::MAX / 2).unwrap();
     let wal = dir.path().join("t.db-wal");
     let stop = std::sync::atomic::AtomicBool::new(false);
+    /// Stops the readers however the writer ends (a panic too), or the scope never joins.
+    struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
     let peak = std::thread::scope(|scope| {
         for _ in 0..4 {
             scope.spawn(|| {
@@ -597,6 +604,7 @@ fn sqlite_wal_stays_bounded_under_writes_with_overlapping_readers() {
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
         });
+        let _stop = Stop(&stop);
         let mut peak = 0;
         let mut now = 0;
         for i in 0..6_000 {
@@ -607,7 +615,6 @@ fn sqlite_wal_stays_bounded_under_writes_with_overlapping_readers() {
                 peak = peak.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
             }
         }
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
         peak
     });
     assert!(peak < 16 * 1024 * 1024, "WAL peaked at {peak} bytes");

@@ -444,10 +444,18 @@ impl Sqlite {
             return Ok(());
         }
         let conn = self.conn()?;
-        let mut stmt = conn
-            .prepare_cached("PRAGMA wal_checkpoint(RESTART)")
+        // RESTART holds the write lock while it waits for readers: give up after
+        // 100 ms (and try again next time) rather than hold writers for the full
+        // busy timeout. Busy or not, the checkpoint answers with a row, not an error.
+        conn.execute_batch("PRAGMA busy_timeout = 100")
             .map_err(sql_err)?;
-        first_row(&mut stmt, [], |r| r.get::<_, i64>(0)).map(|_| ())
+        let done = conn
+            .prepare_cached("PRAGMA wal_checkpoint(RESTART)")
+            .map_err(sql_err)
+            .and_then(|mut stmt| first_row(&mut stmt, [], |r| r.get::<_, i64>(0)).map(|_| ()));
+        conn.execute_batch("PRAGMA busy_timeout = 5000")
+            .map_err(sql_err)?;
+        done
     }
 }
 

@@ -24,6 +24,19 @@ fn first<C: GenericClient>(
     Ok(c.query(sql, params).map_err(pg_err)?.into_iter().next())
 }
 
+impl Pg {
+    /// The first row of one statement, prepared once per connection.
+    fn one(&self, sql: &'static str, params: Params<'_>) -> Result<Option<Row>, StoreError> {
+        let mut conn = self.conn()?;
+        let stmt = conn.prepared(sql)?;
+        Ok(conn
+            .query(&stmt, params)
+            .map_err(pg_err)?
+            .into_iter()
+            .next())
+    }
+}
+
 fn get<'a, T: postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, StoreError> {
     row.try_get(i).map_err(pg_err)
 }
@@ -82,8 +95,7 @@ impl Pg {
         &self,
         username: &str,
     ) -> Result<Option<(User, String)>, StoreError> {
-        let row = first(
-            &mut *self.conn()?,
+        let row = self.one(
             "SELECT id, username, session_version, created_at, password_hash FROM users WHERE username = $1",
             &[&username],
         )?;
@@ -104,7 +116,7 @@ impl Pg {
     }
 
     pub(crate) fn count_users(&self) -> Result<i64, StoreError> {
-        let row = first(&mut *self.conn()?, "SELECT count(*) FROM users", &[])?;
+        let row = self.one("SELECT count(*) FROM users", &[])?;
         row.map_or(Ok(0), |r| get(&r, 0))
     }
 
@@ -144,7 +156,7 @@ impl Pg {
         )
         .map_err(pg_err)?;
         let row = first(
-            &mut *conn,
+            &mut **conn,
             "SELECT value FROM secrets WHERE name = $1",
             &[&name],
         )?;
@@ -186,8 +198,7 @@ impl Pg {
     }
 
     pub(crate) fn lookup_token(&self, hash: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
-        let row = first(
-            &mut *self.conn()?,
+        let row = self.one(
             "SELECT t.token_hash, t.id, t.kind, t.user_id, u.username, t.created_at, t.expires_at,
                     t.last_used_at, t.revoked_at, t.session_version, u.session_version
              FROM tokens t JOIN users u ON u.id = t.user_id
@@ -221,8 +232,7 @@ impl Pg {
         target: i64,
         min_gain: i64,
     ) -> Result<Option<i64>, StoreError> {
-        let row = first(
-            &mut *self.conn()?,
+        let row = self.one(
             "UPDATE tokens SET expires_at = $1
              WHERE token_hash = $2 AND kind = 'session' AND revoked_at IS NULL
                AND expires_at > $3 AND expires_at <= $1::bigint - $4::bigint
@@ -233,8 +243,7 @@ impl Pg {
     }
 
     pub(crate) fn token_expiry(&self, hash: &TokenHash) -> Result<Option<Option<i64>>, StoreError> {
-        let row = first(
-            &mut *self.conn()?,
+        let row = self.one(
             "SELECT expires_at FROM tokens WHERE token_hash = $1",
             &[&&hash[..]],
         )?;
@@ -247,13 +256,13 @@ impl Pg {
         now: i64,
         every_ms: i64,
     ) -> Result<bool, StoreError> {
-        let n = self
-            .conn()?
-            .execute(
-                "UPDATE tokens SET last_used_at = $2
-                 WHERE token_hash = $1 AND (last_used_at IS NULL OR last_used_at <= $3)",
-                &[&&hash[..], &now, &(now - every_ms)],
-            )
+        let mut conn = self.conn()?;
+        let stmt = conn.prepared(
+            "UPDATE tokens SET last_used_at = $2
+             WHERE token_hash = $1 AND (last_used_at IS NULL OR last_used_at <= $3)",
+        )?;
+        let n = conn
+            .execute(&stmt, &[&&hash[..], &now, &(now - every_ms)])
             .map_err(pg_err)?;
         Ok(n == 1)
     }
@@ -265,8 +274,7 @@ impl Pg {
         lifetime_ms: i64,
         threshold_ms: i64,
     ) -> Result<Option<i64>, StoreError> {
-        let row = first(
-            &mut *self.conn()?,
+        let row = self.one(
             "UPDATE tokens SET expires_at = $2::bigint + $3::bigint
              WHERE token_hash = $1 AND kind = 'pat' AND revoked_at IS NULL
                AND expires_at IS NOT NULL AND expires_at > $2::bigint
@@ -427,8 +435,7 @@ impl Pg {
     }
 
     pub(crate) fn count_live_tokens(&self, now: i64) -> Result<(i64, i64), StoreError> {
-        let row = first(
-            &mut *self.conn()?,
+        let row = self.one(
             "SELECT count(*) FILTER (WHERE kind = 'session'), count(*) FILTER (WHERE kind = 'pat') FROM tokens
              WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1)",
             &[&now],
