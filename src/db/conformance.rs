@@ -617,5 +617,7 @@ fn sqlite_wal_stays_bounded_under_writes_with_overlapping_readers() {
         }
         peak
     });
-    assert!(peak < 16 * 1024 * 1024, "WAL peaked at {peak} bytes");
+    // Without the policy: 85 MB on an idle box. With it: about 10 MB, up to 20 MB when
+    // the box is busy (a checkpoint that cannot finish in 500 ms tries again later).
+    assert!(peak < 32 * 1024 * 1024, "WAL peaked at {peak} bytes");
 }

@@ -445,9 +445,9 @@ impl Sqlite {
         }
         let conn = self.conn()?;
         // RESTART holds the write lock while it waits for readers: give up after
-        // 100 ms (and try again next time) rather than hold writers for the full
+        // 500 ms (and try again next time) rather than hold writers for the full
         // busy timeout. Busy or not, the checkpoint answers with a row, not an error.
-        conn.execute_batch("PRAGMA busy_timeout = 100")
+        conn.execute_batch("PRAGMA busy_timeout = 500")
             .map_err(sql_err)?;
         let done = conn
             .prepare_cached("PRAGMA wal_checkpoint(RESTART)")
