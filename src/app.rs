@@ -91,7 +91,7 @@ impl App {
                     self.store.touch_token(&hash, now, TOUCH_EVERY_MS)?;
                 }
             }
-            Kind::Session => {}
+            Kind::Session | Kind::Refresh | Kind::Access => {}
         }
         Ok(Principal {
             record,
