@@ -1,6 +1,9 @@
 //! The commands of the server: authenticate (with sliding), log in, issue, renew and
 //! revoke tokens. Handlers parse input and call these; these decide by `now` from the
-//! clock and speak to storage in domain terms.
+//! clock and speak to storage in domain terms. Signed access tokens and the OAuth
+//! grants are in `app/oauth.rs`.
+
+pub mod oauth;
 
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -38,6 +41,9 @@ pub struct Principal {
     pub hash: TokenHash,
     /// The stored, enforced expiry after any sliding (None: never expires).
     pub expires_at: Option<i64>,
+    /// For a signed access token: the kind of the session, PAT or refresh family it
+    /// came from.
+    pub parent: Option<Kind>,
 }
 
 impl Principal {
@@ -75,7 +81,12 @@ impl App {
 
     /// Checks a presented token: shape, stored hash (constant-time), revocation,
     /// break-glass version, expiry. A live session slides when asked to.
+    /// A signed access token is refused here (403 when valid); `authenticate_any`
+    /// accepts one.
     pub fn authenticate(&self, presented: &str, slide: Slide) -> Result<Principal, Error> {
+        if crate::auth::access::looks_like(presented) {
+            return Err(self.refuse_access(presented));
+        }
         let now = self.now();
         let (record, hash) = self.live_token(presented, now)?;
         let mut expires_at = record.expires_at;
@@ -97,6 +108,7 @@ impl App {
             record,
             hash,
             expires_at,
+            parent: None,
         })
     }
 
@@ -157,6 +169,35 @@ impl App {
         password: &str,
         addr: IpAddr,
     ) -> Result<(Issued, User), Error> {
+        let user = self.check_password(username, password, addr)?;
+        let now = self.now();
+        let expires_at = now
+            + self
+                .config
+                .session_window_ms
+                .min(self.config.session_lifetime_ms);
+        let issued = issue(
+            &self.store,
+            Kind::Session,
+            &user.id,
+            None,
+            now,
+            Some(expires_at),
+            None,
+        )?;
+        self.metrics.logins.fetch_add(1, Relaxed);
+        Ok((issued, user))
+    }
+
+    /// The throttled, pooled password check shared by every password login (API, form,
+    /// OAuth password grant). Unknown users (any shape) cost one dummy hash and get the
+    /// same answer as a wrong password.
+    pub fn check_password(
+        &self,
+        username: &str,
+        password: &str,
+        addr: IpAddr,
+    ) -> Result<User, Error> {
         let now = self.now();
         if let Err(retry_after_secs) = self.throttle.check(username, addr, now) {
             self.metrics.login_throttled.fetch_add(1, Relaxed);
@@ -182,31 +223,14 @@ impl App {
             }
             Err(PoolError::Gone) => return Err(Error::Internal("password pool stopped".into())),
         };
-        let user = match (verified, found) {
-            (true, Some((user, _))) => user,
+        match (verified, found) {
+            (true, Some((user, _))) => Ok(user),
             _ => {
                 self.throttle.record_failure(username, addr, self.now());
                 self.metrics.login_failures.fetch_add(1, Relaxed);
-                return Err(Error::InvalidCredentials);
+                Err(Error::InvalidCredentials)
             }
-        };
-        let now = self.now();
-        let expires_at = now
-            + self
-                .config
-                .session_window_ms
-                .min(self.config.session_lifetime_ms);
-        let issued = issue(
-            &self.store,
-            Kind::Session,
-            &user.id,
-            None,
-            now,
-            Some(expires_at),
-            None,
-        )?;
-        self.metrics.logins.fetch_add(1, Relaxed);
-        Ok((issued, user))
+        }
     }
 
     /// Creates a PAT for the caller (a session: a PAT cannot mint PATs).

@@ -31,6 +31,11 @@ pub struct Config {
     pub client_timeout_ms: i64,
     pub insecure_cookies: bool,
     pub cookie_domain: Option<String>,
+    pub access_token_lifetime_ms: i64,
+    /// The `iss` of access tokens. Without `--issuer`, `http://` + `--listen`, which
+    /// `serve` replaces with the bound address once it knows the real port.
+    pub issuer: String,
+    pub issuer_given: bool,
 }
 
 impl Config {
@@ -91,7 +96,22 @@ impl Config {
                 Some(d) => Some(cookie_domain_flag(d)?),
                 None => None,
             },
+            access_token_lifetime_ms: duration_flag(
+                "--access-token-lifetime",
+                &a.access_token_lifetime,
+            )?,
+            issuer: match &a.issuer {
+                Some(i) => issuer_flag(i)?,
+                None => format!("http://{}", a.listen),
+            },
+            issuer_given: a.issuer.is_some(),
         };
+        if !(MIN_ACCESS_TOKEN_MS..=MAX_ACCESS_TOKEN_MS).contains(&config.access_token_lifetime_ms) {
+            return Err(format!(
+                "--access-token-lifetime: '{}' is out of range; it must be from 1m to 24h.",
+                a.access_token_lifetime
+            ));
+        }
         if config.pat_lifetime_ms <= config.pat_renew_threshold_ms {
             return Err(format!(
                 "--pat-lifetime ({}) must be longer than --pat-renew-threshold ({}), or a renewed token would be due again at once.",
@@ -152,6 +172,32 @@ fn cookie_domain_flag(value: &str) -> Result<String, String> {
         Ok(d)
     } else {
         Err(format!("--cookie-domain: '{value}' is not a domain name such as example.com (no scheme, port or path)."))
+    }
+}
+
+/// Bounds of `--access-token-lifetime`: a signed token cannot be revoked before it
+/// expires, except by break-glass, so it must stay short.
+const MIN_ACCESS_TOKEN_MS: i64 = 60_000;
+const MAX_ACCESS_TOKEN_MS: i64 = DAY_MS;
+
+/// An `http://` or `https://` URL with a host and no query or fragment; a trailing
+/// slash is dropped so that `iss` compares exactly.
+fn issuer_flag(value: &str) -> Result<String, String> {
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"));
+    match rest {
+        Some(r)
+            if !r.is_empty()
+                && !r.starts_with('/')
+                && !r.contains(['?', '#', ' '])
+                && value.len() <= 2048 =>
+        {
+            Ok(value.trim_end_matches('/').to_string())
+        }
+        _ => Err(format!(
+            "--issuer: '{value}' is not a URL such as https://auth.example.com."
+        )),
     }
 }
 

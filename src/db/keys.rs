@@ -92,16 +92,13 @@ impl Store {
         Ok(first_row(&mut stmt, params![kid, until], |r| r.get::<_, i64>(0))?.is_some())
     }
 
-    /// The public key named `kid`, if it is still served.
-    pub fn public_key(&self, kid: &str, now: i64) -> Result<Option<String>, StoreError> {
+    /// The public key named `kid`, until it is dropped.
+    pub fn public_key(&self, kid: &str) -> Result<Option<String>, StoreError> {
         let conn = self.conn()?;
         let mut stmt = conn
-            .prepare_cached(
-                "SELECT public_key FROM signing_keys
-                 WHERE kid = ?1 AND (slot = 'active' OR signed_until > ?2)",
-            )
+            .prepare_cached("SELECT public_key FROM signing_keys WHERE kid = ?1")
             .map_err(sql_err)?;
-        first_row(&mut stmt, params![kid, now], |r| r.get(0))
+        first_row(&mut stmt, [kid], |r| r.get(0))
     }
 
     /// The served keys: the active one first, then retiring ones, newest first.
@@ -234,16 +231,14 @@ mod tests {
                 .collect::<Vec<_>>(),
             [(b.0.as_str(), true), (a.0.as_str(), false)]
         );
-        assert_eq!(
-            s.public_key(&a.0, 999).unwrap().as_deref(),
-            Some(a.1.as_str())
-        );
-        assert_eq!(s.public_key(&a.0, 1_000).unwrap(), None);
+        assert!(s.list_keys(1_000).unwrap().iter().all(|k| k.kid != a.0));
         // The next rotation drops it for good.
         assert!(s.extend_key_use(&b.0, 5_000).unwrap());
         s.rotate_key(&new(&c), 1_000, &audit()).unwrap();
         let kids: Vec<String> = s.list_keys(0).unwrap().into_iter().map(|k| k.kid).collect();
         assert_eq!(kids, [c.0.clone(), b.0.clone()]);
+        assert_eq!(s.public_key(&a.0).unwrap(), None);
+        assert_eq!(s.public_key(&b.0).unwrap().as_deref(), Some(b.1.as_str()));
         let log = s.audit_log().unwrap();
         assert_eq!(log.last().unwrap().detail, format!("retiring={}", b.0));
     }

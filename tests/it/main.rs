@@ -12,4 +12,5 @@ mod nginx;
 mod oauth;
 mod openapi;
 mod ops;
+mod signed;
 mod web;
