@@ -592,3 +592,42 @@ fn the_metadata_names_every_endpoint() {
         serde_json::json!(["password", "refresh_token", EXCHANGE])
     );
 }
+
+#[test]
+fn the_library_validator_verifies_real_access_tokens_offline() {
+    use appliance::client::{ValidateError, Validator};
+    let s = Server::start(&[]);
+    s.add_user("alice");
+    let session = s.login("alice");
+    let access = access_for(&s, &session);
+    let v = Validator::new(&s.base).ttl(std::time::Duration::from_millis(700));
+    let who = v.validate(&access).unwrap();
+    assert_eq!(
+        (who.username.as_str(), who.token_type.as_str()),
+        ("alice", "access")
+    );
+    // What an offline verifier gives up: revoking the one session is not seen before
+    // the token's exp...
+    assert_eq!(
+        post_json(&s.url("/api/logout"), Some(&session), "").status,
+        204
+    );
+    assert!(v.validate(&access).is_ok());
+    // ...but break-glass is, within the TTL.
+    let other = s.login("alice");
+    let fresh = access_for(&s, &other);
+    assert!(v.validate(&fresh).is_ok());
+    assert_eq!(
+        post_json(&s.url("/api/sessions/revoke-all"), Some(&other), "").status,
+        200
+    );
+    thread::sleep(std::time::Duration::from_millis(800));
+    assert_eq!(v.validate(&fresh), Err(ValidateError::Stale));
+    // A token of another issuer is refused.
+    let elsewhere = Validator::new(&s.base).issuer("https://auth.example.com");
+    let newest = access_for(&s, &s.login("alice"));
+    assert!(matches!(
+        elsewhere.validate(&newest),
+        Err(ValidateError::Invalid { .. })
+    ));
+}
