@@ -33,6 +33,8 @@ pub enum Command {
     Logout,
     /// Show which server and user the stored credentials belong to.
     Whoami,
+    /// Print a fresh signed access token for the stored credentials, alone on its line.
+    Token,
     /// Keep a stored personal access token alive by renewing it periodically.
     Agent(AgentArgs),
 }
