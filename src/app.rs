@@ -368,17 +368,19 @@ mod tests {
     use crate::clock::FixedClock;
     use clap::Parser;
 
-    const T0: i64 = 1_800_000_000_000;
-    const S: i64 = 1_000;
+    pub(super) const T0: i64 = 1_800_000_000_000;
+    pub(super) const S: i64 = 1_000;
     const DAY: i64 = 86_400_000;
 
-    struct Fixture {
-        app: App,
-        clock: Arc<FixedClock>,
+    pub(super) struct Fixture {
+        pub(super) app: App,
+        pub(super) clock: Arc<FixedClock>,
         _dir: tempfile::TempDir,
     }
 
-    fn fixture(flags: &[&str]) -> Fixture {
+    /// An app on a fresh database with the user `alice` (password `password1`), the
+    /// given `serve` flags, and a fixed clock at `T0`.
+    pub(super) fn fixture(flags: &[&str]) -> Fixture {
         let mut argv = vec!["appliance", "serve"];
         argv.extend_from_slice(flags);
         let Command::Serve(args) = Cli::parse_from(argv).command else {
@@ -416,7 +418,7 @@ mod tests {
         }
     }
 
-    const ADDR: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    pub(super) const ADDR: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
     #[test]
     fn each_use_slides_the_session_to_now_plus_the_window() {

@@ -354,3 +354,128 @@ impl App {
 fn mint_refresh() -> Result<token::Minted, Error> {
     token::mint(Kind::Refresh).map_err(|e| Error::Internal(format!("OS random source failed: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{fixture, Fixture, ADDR, S, T0};
+    use super::*;
+
+    const HOUR: i64 = 3_600 * S;
+    const DAY: i64 = 24 * HOUR;
+
+    fn with_key(flags: &[&str]) -> Fixture {
+        let f = fixture(flags);
+        ensure_signing_key(&f.app.store, T0).unwrap();
+        f
+    }
+
+    fn claims(f: &Fixture, token: &str) -> Claims {
+        let key = f.app.store.active_key().unwrap().unwrap();
+        let public = f.app.store.public_key(&key.kid).unwrap().unwrap();
+        access::verify(&access::public_key(&key.kid, &public).unwrap(), token).unwrap()
+    }
+
+    fn refused(r: Result<Grant, Error>) -> GrantError {
+        match r {
+            Err(Error::Grant(code, _)) => code,
+            Err(other) => panic!("{other:?}"),
+            Ok(_) => panic!("granted"),
+        }
+    }
+
+    #[test]
+    fn an_access_token_lives_its_lifetime_but_never_past_its_parent() {
+        let f = with_key(&["--access-token-lifetime", "1h"]);
+        let (session, _) = f.app.login("alice", "password1", ADDR).unwrap();
+        let a = f.app.exchange(&session.token).unwrap();
+        assert_eq!(a.expires_in, 3_600);
+        assert_eq!(claims(&f, &a.token).exp, T0 + HOUR);
+
+        let f = with_key(&["--access-token-lifetime", "1h", "--session-window", "100s"]);
+        let (session, _) = f.app.login("alice", "password1", ADDR).unwrap();
+        f.clock.advance(10 * S);
+        let a = f.app.exchange(&session.token).unwrap();
+        // The exchange slid the session to now + 100 s; the token ends with it.
+        assert_eq!(claims(&f, &a.token).exp, T0 + 110 * S);
+        assert_eq!(a.expires_in, 100);
+    }
+
+    #[test]
+    fn the_server_checks_expiry_version_and_parent_by_its_clock() {
+        let f = with_key(&[]);
+        let (session, _) = f.app.login("alice", "password1", ADDR).unwrap();
+        let a = f.app.exchange(&session.token).unwrap();
+        let p = f.app.authenticate_any(&a.token, Slide::Yes).unwrap();
+        assert_eq!(p.record.kind, Kind::Access);
+        assert_eq!(p.parent, Some(Kind::Session));
+        f.clock.advance(HOUR);
+        assert_eq!(
+            f.app.check_access(&a.token, f.app.now()).unwrap_err(),
+            Error::InvalidToken(Reason::Expired)
+        );
+
+        let b = f.app.exchange(&session.token).unwrap();
+        f.app.logout(&session.token).unwrap();
+        assert_eq!(
+            f.app.check_access(&b.token, f.app.now()).unwrap_err(),
+            Error::InvalidToken(Reason::Revoked)
+        );
+
+        let (other, _) = f.app.login("alice", "password1", ADDR).unwrap();
+        let c = f.app.exchange(&other.token).unwrap();
+        let caller = f.app.authenticate(&other.token, Slide::No).unwrap();
+        f.app.revoke_all(&caller).unwrap();
+        assert_eq!(
+            f.app.check_access(&c.token, f.app.now()).unwrap_err(),
+            Error::InvalidToken(Reason::Stale)
+        );
+        // Where only a session or PAT will do, a valid access token is a 403.
+        let (fresh, _) = f.app.login("alice", "password1", ADDR).unwrap();
+        let d = f.app.exchange(&fresh.token).unwrap();
+        assert!(matches!(
+            f.app.authenticate(&d.token, Slide::No),
+            Err(Error::Forbidden(_))
+        ));
+    }
+
+    #[test]
+    fn refresh_tokens_live_the_window_and_never_past_the_family_lifetime() {
+        let f = with_key(&["--session-window", "1d", "--session-lifetime", "2d"]);
+        let g = f.app.password_grant("alice", "password1", ADDR).unwrap();
+        f.clock.advance(DAY * 9 / 10);
+        let g = f.app.refresh_grant(&g.refresh_token).unwrap();
+        f.clock.advance(DAY * 9 / 10);
+        let g = f.app.refresh_grant(&g.refresh_token).unwrap();
+        assert_eq!(claims(&f, &g.access.token).exp, T0 + DAY * 18 / 10 + HOUR);
+        // The token issued at 1.8 d lives to the family's end (2 d), not 2.8 d, and so
+        // does an access token minted a second before it.
+        f.clock.set(T0 + 2 * DAY - S);
+        let g = f.app.refresh_grant(&g.refresh_token).unwrap();
+        assert_eq!(claims(&f, &g.access.token).exp, T0 + 2 * DAY);
+        assert_eq!(g.access.expires_in, 1);
+        f.clock.set(T0 + 2 * DAY);
+        assert_eq!(
+            refused(f.app.refresh_grant(&g.refresh_token)),
+            GrantError::InvalidGrant
+        );
+    }
+
+    #[test]
+    fn an_unused_refresh_token_ends_with_its_window() {
+        let f = with_key(&["--session-window", "1d"]);
+        let g = f.app.password_grant("alice", "password1", ADDR).unwrap();
+        f.clock.advance(DAY);
+        assert_eq!(
+            refused(f.app.refresh_grant(&g.refresh_token)),
+            GrantError::InvalidGrant
+        );
+        assert_eq!(
+            refused(f.app.password_grant("alice", "wrong", ADDR)),
+            GrantError::InvalidGrant
+        );
+        assert_eq!(
+            refused(f.app.password_grant("nobody", "wrong", ADDR)),
+            GrantError::InvalidGrant
+        );
+    }
+}

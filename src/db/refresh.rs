@@ -427,4 +427,21 @@ mod tests {
             Rotation::Refused
         );
     }
+
+    #[test]
+    fn purge_drops_ended_families_and_keeps_live_ones() {
+        let (s, _d) = store();
+        let first = with_family(&s);
+        let other = hash("apr_other");
+        s.start_refresh_family("fam_2", "usr_1", &next(&other, 0), 10 * DAY)
+            .unwrap();
+        s.revoke_refresh_family(&first, 5, None).unwrap();
+        assert_eq!(s.purge_refresh(6, 100).unwrap(), 1);
+        assert!(s.access_parent("fam_1", "usr_1").unwrap().is_none());
+        assert!(s.access_parent("fam_2", "usr_1").unwrap().is_some());
+        let rotated = s
+            .rotate_refresh(&other, &next(&hash("apr_3"), 7), &audit())
+            .unwrap();
+        assert!(matches!(rotated, Rotation::Rotated(_)));
+    }
 }
