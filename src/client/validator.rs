@@ -211,6 +211,8 @@ pub struct Validator {
     clock: Arc<dyn Clock>,
     cache: Arc<dyn Cache>,
     keys: Mutex<Keys>,
+    /// Held by the one caller fetching `/oauth/keys`.
+    fetching: Mutex<()>,
 }
 
 impl Validator {
@@ -226,6 +228,7 @@ impl Validator {
             clock: Arc::new(SystemClock),
             cache: Arc::new(MemoryCache::new(DEFAULT_CAPACITY)),
             keys: Mutex::new(Keys::default()),
+            fetching: Mutex::new(()),
         }
     }
 
@@ -394,22 +397,32 @@ impl Validator {
     /// The verification key `kid`: from the kept keys, else (at most once per 30 s)
     /// from a fresh `GET /oauth/keys`. `None`: the server does not serve it.
     fn key(&self, kid: &str, now: i64) -> Result<Option<AsymmetricPublicKey<V4>>, ValidateError> {
+        if let Some(key) = self.known_key(kid) {
+            return Ok(Some(key));
+        }
+        // One fetch at a time; tokens under known keys never wait for it (they only
+        // take `keys`, which is never held across a request).
+        let _fetching = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(key) = self.known_key(kid) {
+            return Ok(Some(key)); // fetched by the caller we waited for
+        }
+        {
+            let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+            let recently = keys
+                .fetched_at_ms
+                .is_some_and(|at| at <= now && now - at < KEY_REFETCH_MS);
+            if recently {
+                return match &keys.failure {
+                    Some(e) => Err(ValidateError::Transient(e.clone())),
+                    None => Ok(None),
+                };
+            }
+            // Counted as an attempt even if it fails: a down server is not hammered.
+            keys.fetched_at_ms = Some(now);
+        }
+        let fetched = self.client.send("GET", "/oauth/keys", None, None);
         let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(key) = keys.by_kid.get(kid) {
-            return Ok(Some(key.clone()));
-        }
-        let recently = keys
-            .fetched_at_ms
-            .is_some_and(|at| at <= now && now - at < KEY_REFETCH_MS);
-        if recently {
-            return match &keys.failure {
-                Some(e) => Err(ValidateError::Transient(e.clone())),
-                None => Ok(None),
-            };
-        }
-        // Counted as an attempt even if it fails: a down server is not hammered either.
-        keys.fetched_at_ms = Some(now);
-        let answer = match self.client.send("GET", "/oauth/keys", None, None) {
+        let answer = match fetched {
             Ok(a) => a,
             Err(f) => {
                 keys.failure = Some(f.raw());
@@ -428,6 +441,11 @@ impl Validator {
             })
             .collect();
         Ok(keys.by_kid.get(kid).cloned())
+    }
+
+    fn known_key(&self, kid: &str) -> Option<AsymmetricPublicKey<V4>> {
+        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        keys.by_kid.get(kid).cloned()
     }
 
     /// Fresh within the TTL; an instant in the future (a clock stepped back) is not.
