@@ -242,4 +242,27 @@ mod tests {
         let log = s.audit_log().unwrap();
         assert_eq!(log.last().unwrap().detail, format!("retiring={}", b.0));
     }
+
+    #[test]
+    fn concurrent_first_starts_make_one_key() {
+        let (s, _d) = store();
+        let inserted: Vec<bool> = {
+            let barrier = std::sync::Barrier::new(8);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..8u8)
+                    .map(|n| {
+                        let (s, barrier) = (&s, &barrier);
+                        scope.spawn(move || {
+                            let k = key(n);
+                            barrier.wait();
+                            s.insert_first_key(&new(&k), 0).unwrap()
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            })
+        };
+        assert_eq!(inserted.iter().filter(|b| **b).count(), 1);
+        assert_eq!(s.list_keys(0).unwrap().len(), 1);
+    }
 }

@@ -444,4 +444,44 @@ mod tests {
             .unwrap();
         assert!(matches!(rotated, Rotation::Rotated(_)));
     }
+
+    #[test]
+    fn eight_concurrent_rotations_of_one_token_spend_it_once_and_revoke_the_family() {
+        let (s, _d) = store();
+        let first = with_family(&s);
+        let outcomes: Vec<Rotation> = {
+            let barrier = std::sync::Barrier::new(8);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..8)
+                    .map(|i| {
+                        let (s, barrier) = (&s, &barrier);
+                        scope.spawn(move || {
+                            let next_hash = hash(&format!("apr_next_{i}"));
+                            barrier.wait();
+                            s.rotate_refresh(&first, &next(&next_hash, 1), &audit())
+                                .unwrap()
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            })
+        };
+        let won = outcomes
+            .iter()
+            .filter(|o| matches!(o, Rotation::Rotated(_)))
+            .count();
+        let reused = outcomes
+            .iter()
+            .filter(|o| matches!(o, Rotation::Reused { .. }))
+            .count();
+        assert_eq!((won, reused), (1, 7));
+        assert!(s.access_parent("fam_1", "usr_1").unwrap().unwrap().revoked);
+        let detections = s
+            .audit_log()
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == "refresh.reuse_detected")
+            .count();
+        assert_eq!(detections, 1);
+    }
 }
