@@ -327,4 +327,49 @@ mod tests {
         assert!(parse_cidrs("nonsense").is_err());
         assert!(parse_cidrs("").unwrap().is_empty());
     }
+
+    fn config(flags: &[&str]) -> Result<Config, String> {
+        use clap::Parser;
+        let mut argv = vec!["appliance", "serve"];
+        argv.extend_from_slice(flags);
+        let crate::cli::Command::Serve(args) = crate::cli::Cli::parse_from(argv).command else {
+            unreachable!()
+        };
+        Config::from_args(&args)
+    }
+
+    #[test]
+    fn access_token_lifetime_is_one_minute_to_a_day() {
+        assert_eq!(config(&[]).unwrap().access_token_lifetime_ms, 3_600_000);
+        for ok in ["1m", "60s", "24h", "1d"] {
+            assert!(config(&["--access-token-lifetime", ok]).is_ok(), "{ok}");
+        }
+        for bad in ["59s", "25h", "2d", "0m", "1"] {
+            let err = config(&["--access-token-lifetime", bad]).unwrap_err();
+            assert!(err.contains("--access-token-lifetime"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_issuer_is_a_url_compared_without_its_trailing_slash() {
+        let c = config(&["--listen", "127.0.0.1:9999"]).unwrap();
+        assert_eq!(
+            (c.issuer.as_str(), c.issuer_given),
+            ("http://127.0.0.1:9999", false)
+        );
+        let c = config(&["--issuer", "https://auth.example.com/"]).unwrap();
+        assert_eq!(
+            (c.issuer.as_str(), c.issuer_given),
+            ("https://auth.example.com", true)
+        );
+        for bad in [
+            "auth.example.com",
+            "ftp://x",
+            "https://",
+            "https://a.b/?q=1",
+            "http:///x",
+        ] {
+            assert!(config(&["--issuer", bad]).is_err(), "{bad}");
+        }
+    }
 }

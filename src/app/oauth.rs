@@ -94,7 +94,7 @@ impl App {
     pub(super) fn refuse_access(&self, presented: &str) -> Error {
         match self.check_access(presented, self.now()) {
             Ok(_) => Error::Forbidden(
-                "A signed access token is accepted only by validate, userinfo and introspect; use a session token or a personal access token here.".into(),
+                "A signed access token is accepted only by validate, userinfo, introspect and logout; use a session token or a personal access token here.".into(),
             ),
             Err(e) => e,
         }
@@ -156,7 +156,7 @@ impl App {
     ) -> Result<AccessToken, Error> {
         let now = self.now();
         let exp = parent_expires_at
-            .map_or(i64::MAX, |e| e)
+            .unwrap_or(i64::MAX)
             .min(now + self.config.access_token_lifetime_ms);
         // PASETO times have second precision: truncate, never round past the parent.
         let exp = exp.div_euclid(1000) * 1000;
