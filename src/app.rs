@@ -161,34 +161,6 @@ impl App {
         }
     }
 
-    /// Password login. Unknown users (any shape) cost one dummy hash and get the same
-    /// answer as a wrong password.
-    pub fn login(
-        &self,
-        username: &str,
-        password: &str,
-        addr: IpAddr,
-    ) -> Result<(Issued, User), Error> {
-        let user = self.check_password(username, password, addr)?;
-        let now = self.now();
-        let expires_at = now
-            + self
-                .config
-                .session_window_ms
-                .min(self.config.session_lifetime_ms);
-        let issued = issue(
-            &self.store,
-            Kind::Session,
-            &user.id,
-            None,
-            now,
-            Some(expires_at),
-            None,
-        )?;
-        self.metrics.logins.fetch_add(1, Relaxed);
-        Ok((issued, user))
-    }
-
     /// The throttled, pooled password check shared by every password login (API, form,
     /// OAuth password grant). Unknown users (any shape) cost one dummy hash and get the
     /// same answer as a wrong password.
@@ -231,6 +203,34 @@ impl App {
                 Err(Error::InvalidCredentials)
             }
         }
+    }
+
+    /// Password login. Unknown users (any shape) cost one dummy hash and get the same
+    /// answer as a wrong password.
+    pub fn login(
+        &self,
+        username: &str,
+        password: &str,
+        addr: IpAddr,
+    ) -> Result<(Issued, User), Error> {
+        let user = self.check_password(username, password, addr)?;
+        let now = self.now();
+        let expires_at = now
+            + self
+                .config
+                .session_window_ms
+                .min(self.config.session_lifetime_ms);
+        let issued = issue(
+            &self.store,
+            Kind::Session,
+            &user.id,
+            None,
+            now,
+            Some(expires_at),
+            None,
+        )?;
+        self.metrics.logins.fetch_add(1, Relaxed);
+        Ok((issued, user))
     }
 
     /// Creates a PAT for the caller (a session: a PAT cannot mint PATs).
