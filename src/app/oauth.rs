@@ -89,6 +89,17 @@ impl App {
         }
     }
 
+    /// What introspection reports of a token of any kind: its record while live,
+    /// without sliding or touching it.
+    pub fn inspect(&self, presented: &str) -> Result<TokenRecord, Error> {
+        let now = self.now();
+        if access::looks_like(presented) {
+            self.check_access(presented, now).map(|p| p.record)
+        } else {
+            self.live_token(presented, now).map(|(record, _)| record)
+        }
+    }
+
     /// The refusal of a valid access token where only a session or PAT will do; an
     /// invalid one is a 401 like any unusable credential.
     pub(super) fn refuse_access(&self, presented: &str) -> Error {

@@ -193,13 +193,7 @@ fn form_token(req: &Req) -> Result<String, Error> {
 pub fn introspect(app: &App, req: &Req) -> Result<Reply, Error> {
     app.authenticate_any(req.bearer(false)?, Slide::Yes)?;
     let presented = form_token(req)?;
-    let found = if crate::auth::access::looks_like(&presented) {
-        app.check_access(&presented, app.now()).map(|p| p.record)
-    } else {
-        app.live_token(&presented, app.now())
-            .map(|(record, _)| record)
-    };
-    let body = match found {
+    let body = match app.inspect(&presented) {
         Ok(record) => {
             let mut body = json!({
                 "active": true,
