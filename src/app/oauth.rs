@@ -284,8 +284,9 @@ impl App {
         }
         let old = token::hash(presented);
         let minted = mint_refresh()?;
-        let audit = AuditEntry {
-            actor: "system".into(),
+        // Written by the request that presented the spent token, on behalf of its owner.
+        let audit = |username: &str| AuditEntry {
+            actor: format!("user:{username}"),
             action: "refresh.reuse_detected",
             target: String::new(),
             detail: "a spent refresh token was presented again; its family is revoked".into(),

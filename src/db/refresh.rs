@@ -104,12 +104,13 @@ impl Store {
 
     /// Spends the refresh token `old` and stores `next` in its family, if `old` is live
     /// and unspent and its family live (not revoked, not stale). A spent `old` revokes
-    /// the family, audited with `audit` (target: the family).
+    /// the family, audited with the entry `reuse_audit` makes of the owner's username
+    /// (target: the family), in the same transaction.
     pub fn rotate_refresh(
         &self,
         old: &TokenHash,
         next: &NewRefresh<'_>,
-        audit: &AuditEntry,
+        reuse_audit: &dyn Fn(&str) -> AuditEntry,
     ) -> Result<Rotation, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn
@@ -148,16 +149,19 @@ impl Store {
                 })
             }
             None => {
-                let found: Option<(String, Option<i64>)> = tx
+                let found: Option<(String, Option<i64>, String)> = tx
                     .query_row(
-                        "SELECT family_id, spent_at FROM refresh_tokens WHERE token_hash = ?1",
+                        "SELECT t.family_id, t.spent_at, u.username
+                         FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id
+                              JOIN users u ON u.id = f.user_id
+                         WHERE t.token_hash = ?1",
                         [&old[..]],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                     )
                     .optional()
                     .map_err(sql_err)?;
                 match found {
-                    Some((family_id, Some(_))) => {
+                    Some((family_id, Some(_), username)) => {
                         let n = revoke_family_in(&tx, &family_id, now)?;
                         if n == 1 {
                             record(
@@ -165,7 +169,7 @@ impl Store {
                                 now,
                                 &AuditEntry {
                                     target: family_id.clone(),
-                                    ..audit.clone()
+                                    ..reuse_audit(&username)
                                 },
                             )?;
                         }
@@ -321,6 +325,13 @@ mod tests {
 
     const DAY: i64 = 86_400_000;
 
+    fn reuse(username: &str) -> AuditEntry {
+        AuditEntry {
+            actor: format!("user:{username}"),
+            ..audit()
+        }
+    }
+
     fn audit() -> AuditEntry {
         AuditEntry {
             actor: "system".into(),
@@ -363,7 +374,7 @@ mod tests {
         let first = with_family(&s);
         let second = hash("apr_second");
         match s
-            .rotate_refresh(&first, &next(&second, DAY / 2), &audit())
+            .rotate_refresh(&first, &next(&second, DAY / 2), &reuse)
             .unwrap()
         {
             // Half a day in, a new token would live a day, but the family ends at 1.5 d.
@@ -373,7 +384,7 @@ mod tests {
         // An expired token is refused without touching the family.
         let third = hash("apr_third");
         assert_eq!(
-            s.rotate_refresh(&second, &next(&third, 3 * DAY / 2), &audit())
+            s.rotate_refresh(&second, &next(&third, 3 * DAY / 2), &reuse)
                 .unwrap(),
             Rotation::Refused
         );
@@ -386,33 +397,32 @@ mod tests {
         let first = with_family(&s);
         let (second, third, fourth) = (hash("apr_2"), hash("apr_3"), hash("apr_4"));
         assert!(matches!(
-            s.rotate_refresh(&first, &next(&second, 1), &audit())
-                .unwrap(),
+            s.rotate_refresh(&first, &next(&second, 1), &reuse).unwrap(),
             Rotation::Rotated(_)
         ));
-        let reuse = s
-            .rotate_refresh(&first, &next(&third, 2), &audit())
-            .unwrap();
+        let replayed = s.rotate_refresh(&first, &next(&third, 2), &reuse).unwrap();
         assert_eq!(
-            reuse,
+            replayed,
             Rotation::Reused {
                 family_id: "fam_1".into()
             }
         );
         // The thief's replay killed the legitimate holder's new token too.
         assert_eq!(
-            s.rotate_refresh(&second, &next(&fourth, 3), &audit())
+            s.rotate_refresh(&second, &next(&fourth, 3), &reuse)
                 .unwrap(),
             Rotation::Refused
         );
         assert!(s.access_parent("fam_1", "usr_1").unwrap().unwrap().revoked);
-        let detections = s
+        let detections: Vec<_> = s
             .audit_log()
             .unwrap()
             .into_iter()
             .filter(|e| e.action == "refresh.reuse_detected")
-            .count();
-        assert_eq!(detections, 1);
+            .collect();
+        assert_eq!(detections.len(), 1);
+        assert_eq!(detections[0].actor, "user:alice");
+        assert_eq!(detections[0].target, "fam_1");
     }
 
     #[test]
@@ -422,8 +432,7 @@ mod tests {
         s.bump_session_version("usr_1", 1, &audit()).unwrap();
         let second = hash("apr_2");
         assert_eq!(
-            s.rotate_refresh(&first, &next(&second, 2), &audit())
-                .unwrap(),
+            s.rotate_refresh(&first, &next(&second, 2), &reuse).unwrap(),
             Rotation::Refused
         );
     }
@@ -440,7 +449,7 @@ mod tests {
         assert!(s.access_parent("fam_1", "usr_1").unwrap().is_none());
         assert!(s.access_parent("fam_2", "usr_1").unwrap().is_some());
         let rotated = s
-            .rotate_refresh(&other, &next(&hash("apr_3"), 7), &audit())
+            .rotate_refresh(&other, &next(&hash("apr_3"), 7), &reuse)
             .unwrap();
         assert!(matches!(rotated, Rotation::Rotated(_)));
     }
@@ -458,7 +467,7 @@ mod tests {
                         scope.spawn(move || {
                             let next_hash = hash(&format!("apr_next_{i}"));
                             barrier.wait();
-                            s.rotate_refresh(&first, &next(&next_hash, 1), &audit())
+                            s.rotate_refresh(&first, &next(&next_hash, 1), &reuse)
                                 .unwrap()
                         })
                     })

@@ -428,6 +428,7 @@ fn a_refresh_rotates_and_a_replayed_token_kills_the_family() {
         .collect();
     assert_eq!(detections.len(), 1, "{log}");
     assert_eq!(detections[0]["target"], decode(&a1).0["sid"]);
+    assert_eq!(detections[0]["actor"], "user:alice");
 }
 
 #[test]
