@@ -122,18 +122,19 @@ impl App {
         if claims.iss != self.config.issuer {
             return Err(unknown());
         }
-        if claims.exp <= now {
-            return Err(Error::InvalidToken(Reason::Expired));
-        }
+        // The reasons in the order sessions and PATs use: revoked, stale, expired.
         let parent = self
             .store
             .access_parent(&claims.sid, &claims.sub)?
             .ok_or_else(unknown)?;
+        if parent.revoked {
+            return Err(Error::InvalidToken(Reason::Revoked));
+        }
         if claims.sv < parent.user_version {
             return Err(Error::InvalidToken(Reason::Stale));
         }
-        if parent.revoked {
-            return Err(Error::InvalidToken(Reason::Revoked));
+        if claims.exp <= now {
+            return Err(Error::InvalidToken(Reason::Expired));
         }
         let kind_of_parent = Kind::parse(&parent.kind).unwrap_or(Kind::Refresh);
         Ok(Principal {
