@@ -266,7 +266,12 @@ fn unusable_access_tokens_are_refused_with_their_reason() {
     assert_invalid_token(&get(&s.url("/api/validate"), Some(&revoked)), "revoked");
     // Stale after break-glass.
     let stale = access_for(&s, &s.login("alice"));
-    let bump = post_json(&s.url("/api/sessions/revoke-all"), Some(&session), "");
+    // A fresh session for the bump: `session` may have run out its 3 s on a busy box.
+    let bump = post_json(
+        &s.url("/api/sessions/revoke-all"),
+        Some(&s.login("alice")),
+        "",
+    );
     assert_eq!(bump.status, 200);
     assert_invalid_token(&get(&s.url("/api/userinfo"), Some(&stale)), "stale");
     let r = post_form(
@@ -555,21 +560,39 @@ fn key_rotation_keeps_old_tokens_valid_until_they_expire() {
 
 #[test]
 fn a_retiring_key_is_dropped_once_its_tokens_have_expired() {
-    let s = Server::start(&["--session-window", "2s", "--access-token-lifetime", "1m"]);
+    let s = Server::start(&["--session-window", "5s", "--access-token-lifetime", "1m"]);
     s.add_user("alice");
     let old = access_for(&s, &s.login("alice"));
-    let old_kid = decode(&old).1["kid"].clone();
+    let (claims, footer) = decode(&old);
     assert!(s.admin(&["keys", "rotate"], "").status.success());
     assert_eq!(keys(&s).len(), 2);
     assert_eq!(get(&s.url("/api/validate"), Some(&old)).status, 200);
-    // Its last token ended with its 2 s session; the next rotation drops the key.
-    thread::sleep(std::time::Duration::from_millis(3_000));
+    // Its last token ended with its 5 s session (plus the signer's step, 1% of a
+    // minute); past that, the next rotation drops the key.
+    sleep_until_past(claims["exp"].as_str().unwrap(), 1_000);
     assert_invalid_token(&get(&s.url("/api/validate"), Some(&old)), "expired");
     assert!(s.admin(&["keys", "rotate"], "").status.success());
     let served = keys(&s);
     assert_eq!(served.len(), 1, "{served:?}");
-    assert_ne!(served[0]["kid"], old_kid);
+    assert_ne!(served[0]["kid"], footer["kid"]);
     assert_invalid_token(&get(&s.url("/api/validate"), Some(&old)), "unknown");
+}
+
+/// Sleeps until `margin_ms` after the RFC 3339 instant `at` (by the wall clock, which
+/// the real server uses).
+#[allow(clippy::disallowed_methods)]
+fn sleep_until_past(at: &str, margin_ms: i64) {
+    let target = chrono::DateTime::parse_from_rfc3339(at)
+        .unwrap()
+        .timestamp_millis()
+        + margin_ms;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    if target > now {
+        thread::sleep(std::time::Duration::from_millis((target - now) as u64));
+    }
 }
 
 #[test]
@@ -601,7 +624,7 @@ fn the_library_validator_verifies_real_access_tokens_offline() {
     s.add_user("alice");
     let session = s.login("alice");
     let access = access_for(&s, &session);
-    let v = Validator::new(&s.base).ttl(std::time::Duration::from_millis(700));
+    let v = Validator::new(&s.base).ttl(std::time::Duration::from_secs(3));
     let who = v.validate(&access).unwrap();
     assert_eq!(
         (who.username.as_str(), who.token_type.as_str()),
@@ -622,7 +645,7 @@ fn the_library_validator_verifies_real_access_tokens_offline() {
         post_json(&s.url("/api/sessions/revoke-all"), Some(&other), "").status,
         200
     );
-    thread::sleep(std::time::Duration::from_millis(800));
+    thread::sleep(std::time::Duration::from_millis(3_100));
     assert_eq!(v.validate(&fresh), Err(ValidateError::Stale));
     // A token of another issuer is refused.
     let elsewhere = Validator::new(&s.base).issuer("https://auth.example.com");
