@@ -12,7 +12,8 @@ use crate::auth::password::{hash_password, MIN_PASSWORD_LEN};
 use crate::auth::token::{self, Kind};
 use crate::auth::valid_username;
 use crate::cli::{
-    AdminCommand, RevokeArgs, SeedArgs, TokenCommand, TokenCreateArgs, UserAddArgs, UserCommand,
+    AdminCommand, KeysCommand, RevokeArgs, SeedArgs, TokenCommand, TokenCreateArgs, UserAddArgs,
+    UserCommand,
 };
 use crate::clock::{rfc3339, Clock, SystemClock};
 use crate::config::parse_duration;
@@ -51,6 +52,12 @@ pub fn run(command: AdminCommand) -> u8 {
             command: TokenCommand::Create(a),
         } => token_create(&a),
         AdminCommand::Revoke(a) => revoke(&a),
+        AdminCommand::Keys {
+            command: KeysCommand::List(a),
+        } => open(&a.db.db).and_then(|s| keys_list(&s, a.json)),
+        AdminCommand::Keys {
+            command: KeysCommand::Rotate(a),
+        } => open(&a.db.db).and_then(|s| keys_rotate(&s)),
         AdminCommand::Audit(a) => open(&a.db.db).and_then(|s| audit(&s, a.json)),
         AdminCommand::Backup(a) => backup(&a.db.db, &a.path),
         AdminCommand::Seed(a) => seed(&a),
@@ -266,10 +273,33 @@ fn revoke(a: &RevokeArgs) -> Outcome {
         Some(t) => t.to_string(),
         None => return Err(usage("Give --token TOKEN or --user USERNAME.")),
     };
-    if token::kind_of(&presented).is_none() {
-        return Err(refused(
-            "That is not an appliance token (aps_… or apt_…); nothing was revoked.",
-        ));
+    match token::kind_of(&presented) {
+        None | Some(Kind::Access) => {
+            return Err(refused(
+                "That is not an appliance token (aps_…, apt_… or apr_…); nothing was revoked.",
+            ))
+        }
+        Some(Kind::Refresh) => {
+            return match store
+                .revoke_refresh_family(
+                    &token::hash(&presented),
+                    now,
+                    Some(&entry("refresh.revoke", "", String::new())),
+                )
+                .map_err(store_refusal)?
+            {
+                Some(true) => {
+                    println!("Refresh token revoked, with every token of its family.");
+                    Ok(())
+                }
+                Some(false) => {
+                    println!("Refresh token was already revoked.");
+                    Ok(())
+                }
+                None => Err(refused("No such token; nothing was revoked.")),
+            };
+        }
+        Some(_) => {}
     }
     match store
         .revoke_token(
@@ -289,6 +319,41 @@ fn revoke(a: &RevokeArgs) -> Outcome {
         }
         RevokeOutcome::NotFound => Err(refused("No such token; nothing was revoked.")),
     }
+}
+
+fn keys_list(store: &Store, as_json: bool) -> Outcome {
+    let keys = store
+        .list_keys(SystemClock.now_ms())
+        .map_err(store_refusal)?;
+    let status = |active: bool| if active { "active" } else { "retiring" };
+    if as_json {
+        let list: Vec<_> = keys
+            .iter()
+            .map(|k| json!({ "kid": k.kid, "public_key": k.public_key, "status": status(k.active), "created_at": rfc3339(k.created_at) }))
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+    } else {
+        for k in keys {
+            println!(
+                "{}  {:<8}  {}",
+                rfc3339(k.created_at),
+                status(k.active),
+                k.kid
+            );
+        }
+    }
+    Ok(())
+}
+
+fn keys_rotate(store: &Store) -> Outcome {
+    let kid = crate::app::oauth::rotate_signing_key(
+        store,
+        SystemClock.now_ms(),
+        &entry("keys.rotate", "", String::new()),
+    )
+    .map_err(|e| refused(format!("Key rotation failed: {e}.")))?;
+    println!("New active signing key {kid}; the previous one is served as retiring until its tokens expire.");
+    Ok(())
 }
 
 fn audit(store: &Store, as_json: bool) -> Outcome {

@@ -33,6 +33,8 @@ pub enum Command {
     Logout,
     /// Show which server and user the stored credentials belong to.
     Whoami,
+    /// Print a fresh signed access token for the stored credentials, alone on its line.
+    Token,
     /// Keep a stored personal access token alive by renewing it periodically.
     Agent(AgentArgs),
 }
@@ -158,6 +160,18 @@ pub struct ServeArgs {
     /// (one JSON object a line, for log shippers).
     #[arg(long, env = "APPLIANCE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: crate::http::log::Format,
+    /// Lifetime of a signed access token (1m to 24h); never past its parent's expiry.
+    #[arg(
+        long,
+        env = "APPLIANCE_ACCESS_TOKEN_LIFETIME",
+        default_value = "1h",
+        value_name = "DURATION"
+    )]
+    pub access_token_lifetime: String,
+    /// Issuer written into and required of access tokens: the URL users reach, such as
+    /// https://auth.example.com (default: http:// + the listen address with its real port).
+    #[arg(long, env = "APPLIANCE_ISSUER", value_name = "URL")]
+    pub issuer: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,6 +188,11 @@ pub enum AdminCommand {
     },
     /// Revoke one token, or every token of a user (break-glass).
     Revoke(RevokeArgs),
+    /// The keys that sign access tokens: list them, or rotate to a new one.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// List the audit log, oldest first.
     Audit(AuditArgs),
     /// Write a consistent copy of the live database to PATH.
@@ -256,12 +275,37 @@ pub struct TokenCreateArgs {
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("what").required(true).multiple(false))]
 pub struct RevokeArgs {
-    /// Revoke this session or PAT (`-` reads it from standard input).
+    /// Revoke this session or PAT, or the family of this refresh token (`-` reads it
+    /// from standard input).
     #[arg(long, value_name = "TOKEN", group = "what")]
     pub token: Option<String>,
     /// Break-glass: reject every token this user holds now.
     #[arg(long, value_name = "USERNAME", group = "what")]
     pub user: Option<String>,
+    #[command(flatten)]
+    pub db: DbArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List the served keys: the active one and any still retiring.
+    List(KeysListArgs),
+    /// Make a new active key; the old one is served as retiring until every token it
+    /// signed has expired, then dropped.
+    Rotate(KeysRotateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeysListArgs {
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub db: DbArg,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysRotateArgs {
     #[command(flatten)]
     pub db: DbArg,
 }

@@ -10,7 +10,7 @@ use crate::app::App;
 use crate::auth::password::PasswordPool;
 use crate::auth::throttle::MemoryThrottle;
 use crate::cli::ServeArgs;
-use crate::clock::SystemClock;
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::db::{Store, StoreError};
 use crate::error::exit;
@@ -22,7 +22,7 @@ use crate::text;
 const PURGE_BATCH: i64 = 500;
 
 pub fn run(args: &ServeArgs) -> u8 {
-    let config = match Config::from_args(args) {
+    let mut config = match Config::from_args(args) {
         Ok(c) => c,
         Err(msg) => {
             eprintln!("{msg}");
@@ -75,6 +75,11 @@ pub fn run(args: &ServeArgs) -> u8 {
             return exit::REFUSED;
         }
     };
+    // The first signing key is made on first start (once, whoever races us).
+    if let Err(e) = crate::app::oauth::ensure_signing_key(&store, SystemClock.now_ms()) {
+        eprintln!("Cannot make the signing key in {}: {e}.", config.db);
+        return exit::REFUSED;
+    }
     let listener = match crate::http::bind(
         &config.listen,
         Duration::from_millis(config.client_timeout_ms as u64),
@@ -85,6 +90,11 @@ pub fn run(args: &ServeArgs) -> u8 {
             return exit::REFUSED;
         }
     };
+    if !config.issuer_given {
+        if let Ok(addr) = listener.local_addr() {
+            config.issuer = format!("http://{addr}");
+        }
+    }
     let app = Arc::new(App {
         throttle: Box::new(MemoryThrottle::new(
             config.login_max_failures_user,
@@ -115,7 +125,17 @@ fn start_purge(app: Arc<App>) {
         .name("purge".into())
         .spawn(move || loop {
             thread::sleep(every);
-            let cutoff = app.clock.now_ms() - app.config.purge_after_ms;
+            let now = app.clock.now_ms();
+            let cutoff = now - app.config.purge_after_ms;
+            if let Err(e) = app.store.drop_retired_keys(now) {
+                eprintln!("WARN dropping retired signing keys failed, will retry: {e}");
+            }
+            while let Ok(n) = app.store.purge_refresh(cutoff, PURGE_BATCH) {
+                if (n as i64) < PURGE_BATCH {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
             loop {
                 match app.store.purge_tokens(cutoff, PURGE_BATCH) {
                     Ok(n) => {

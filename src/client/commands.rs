@@ -1,4 +1,4 @@
-//! The client commands of the CLI: healthcheck, login, logout, whoami, agent.
+//! The client commands of the CLI: healthcheck, login, logout, whoami, token, agent.
 //!
 //! Each returns the process exit code; failures are explained on stderr, tokens never
 //! printed.
@@ -193,6 +193,48 @@ fn whoami_inner() -> Outcome {
         answer.url,
         crate::text::escape(&username)
     );
+    Ok(())
+}
+
+/// `appliance token`: a fresh signed access token for the stored credentials (RFC 8693
+/// token exchange), alone on its line.
+pub fn token() -> u8 {
+    finish(token_inner())
+}
+
+const GRANT_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const TOKEN_TYPE_ACCESS: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+fn token_inner() -> Outcome {
+    let store = store()?;
+    let creds = load(&store)?;
+    let path = store.path().display().to_string();
+    let client = Client::new(creds.server_urls.clone());
+    let exchanged = client.post_form(
+        "/oauth/token",
+        &[
+            ("grant_type", GRANT_EXCHANGE),
+            ("subject_token", &creds.token),
+            ("subject_token_type", TOKEN_TYPE_ACCESS),
+        ],
+    );
+    let answer = match exchanged {
+        Ok(a) => a,
+        // The stored token is not live: ask userinfo why, so the failure reads (and
+        // exits) exactly as whoami's would.
+        Err(f @ Failure::Status { status: 400, .. }) => {
+            return Err(
+                match client.send("GET", "/api/userinfo", Some(&creds.token), None) {
+                    Err(why) => advised(&why, &path),
+                    Ok(_) => advised(&f, &path),
+                },
+            )
+        }
+        Err(f) => return Err(advised(&f, &path)),
+    };
+    let token =
+        text_field(&answer.json, "access_token").ok_or_else(|| not_appliance(&answer.url))?;
+    println!("{token}");
     Ok(())
 }
 

@@ -6,7 +6,9 @@
 //! `UPDATE ... WHERE <condition> RETURNING`: the guard is the check.
 
 pub mod audit;
+pub mod keys;
 mod migrate;
+pub mod refresh;
 pub mod tokens;
 pub mod users;
 

@@ -13,4 +13,5 @@ mod oauth;
 mod openapi;
 mod ops;
 mod security;
+mod signed;
 mod web;
