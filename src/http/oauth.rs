@@ -16,19 +16,49 @@ pub const GRANT_REFRESH: &str = "refresh_token";
 pub const GRANT_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 pub const TOKEN_TYPE_ACCESS: &str = "urn:ietf:params:oauth:token-type:access_token";
 
-/// One form field; RFC 6749 §3.2: a parameter sent twice is an invalid request.
-fn field(req: &Req, name: &str) -> Result<String, Error> {
-    let mut values = form_urlencoded::parse(&req.body).filter(|(k, _)| k == name);
-    let bad = |d: String| Error::Grant(GrantError::InvalidRequest, d);
-    let value = values
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| bad(format!("The form field '{name}' is required.")))?;
-    if values.next().is_some() {
-        return Err(bad(format!("The form field '{name}' is repeated.")));
+const FORM: &str = "application/x-www-form-urlencoded";
+
+fn bad_request(description: String) -> Error {
+    Error::Grant(GrantError::InvalidRequest, description)
+}
+
+/// The token request's parameters. RFC 6749 §3.2: a form body (a request that names
+/// another media type is refused; one that names none is read as a form), and no
+/// parameter may be sent twice.
+struct Form(Vec<(String, String)>);
+
+impl Form {
+    fn parse(req: &Req) -> Result<Form, Error> {
+        if let Some(sent) = &req.content_type {
+            let media_type = sent.split(';').next().unwrap_or("").trim();
+            if !media_type.eq_ignore_ascii_case(FORM) {
+                return Err(bad_request(format!(
+                    "The request body must be {FORM}, not {}.",
+                    crate::text::escape(media_type)
+                )));
+            }
+        }
+        let mut fields: Vec<(String, String)> = Vec::new();
+        for (name, value) in form_urlencoded::parse(&req.body) {
+            if fields.iter().any(|(seen, _)| *seen == name) {
+                return Err(bad_request(format!(
+                    "The parameter '{}' is repeated.",
+                    crate::text::escape(&name)
+                )));
+            }
+            fields.push((name.into_owned(), value.into_owned()));
+        }
+        Ok(Form(fields))
     }
-    Ok(value)
+
+    /// One required, non-empty parameter.
+    fn field(&self, name: &str) -> Result<String, Error> {
+        self.0
+            .iter()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| bad_request(format!("The form field '{name}' is required.")))
+    }
 }
 
 fn pair(grant: Grant) -> Value {
@@ -51,21 +81,21 @@ fn exchanged(access: AccessToken) -> Value {
 
 /// POST /oauth/token.
 pub fn token(app: &App, req: &Req) -> Result<Reply, Error> {
-    let grant_type = field(req, "grant_type")?;
+    let form = Form::parse(req)?;
+    let grant_type = form.field("grant_type")?;
     let body = match grant_type.as_str() {
         GRANT_PASSWORD => {
-            let username = field(req, "username")?;
-            let password = field(req, "password")?;
+            let username = form.field("username")?;
+            let password = form.field("password")?;
             pair(app.password_grant(&username, &password, req.client)?)
         }
-        GRANT_REFRESH => pair(app.refresh_grant(&field(req, "refresh_token")?)?),
+        GRANT_REFRESH => pair(app.refresh_grant(&form.field("refresh_token")?)?),
         GRANT_EXCHANGE => {
-            let subject = field(req, "subject_token")?;
-            if field(req, "subject_token_type")? != TOKEN_TYPE_ACCESS {
-                return Err(Error::Grant(
-                    GrantError::InvalidRequest,
-                    format!("subject_token_type must be {TOKEN_TYPE_ACCESS}."),
-                ));
+            let subject = form.field("subject_token")?;
+            if form.field("subject_token_type")? != TOKEN_TYPE_ACCESS {
+                return Err(bad_request(format!(
+                    "subject_token_type must be {TOKEN_TYPE_ACCESS}."
+                )));
             }
             exchanged(app.exchange(&subject)?)
         }

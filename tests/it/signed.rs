@@ -404,6 +404,37 @@ fn malformed_token_requests_get_rfc6749_errors() {
 }
 
 #[test]
+fn the_token_endpoint_takes_only_a_form_with_each_parameter_once() {
+    let s = Server::start(&[]);
+    s.add_user("alice");
+    let body = format!("grant_type=password&username=alice&password={PASSWORD}");
+    let send = |content_type: &str, body: &str| {
+        request(
+            "POST",
+            &s.url("/oauth/token"),
+            &[("Content-Type", content_type)],
+            body.as_bytes(),
+        )
+    };
+    // RFC 6749 §3.2: the parameters are a form; a body of another type is refused
+    // even when it reads as one.
+    for content_type in ["application/json", "text/plain", "multipart/form-data"] {
+        assert_grant_error(&send(content_type, &body), "invalid_request");
+    }
+    let json = format!(r#"{{"grant_type":"password","username":"alice","password":"{PASSWORD}"}}"#);
+    assert_grant_error(&send("application/json", &json), "invalid_request");
+    let r = send("Application/X-WWW-Form-Urlencoded; charset=UTF-8", &body);
+    assert_eq!(r.status, 200, "{}", r.text);
+    // No parameter may be sent twice, whichever it is.
+    for repeated in ["username=alice", "scope=a&scope=b", "password=x"] {
+        assert_grant_error(
+            &token_endpoint(&s, &format!("{body}&{repeated}")),
+            "invalid_request",
+        );
+    }
+}
+
+#[test]
 fn a_refresh_rotates_and_a_replayed_token_kills_the_family() {
     let s = Server::start(&[]);
     s.add_user("alice");
