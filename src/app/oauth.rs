@@ -199,9 +199,11 @@ impl App {
                 let token =
                     access::sign(&key.secret_key, &key.kid, &claims).map_err(Error::Internal)?;
                 self.metrics.access_tokens_issued.fetch_add(1, Relaxed);
+                // In the token's own seconds, so `expires_in` = `exp` - `iat` (a 1h
+                // token says 3600, not 3599 for the milliseconds `exp` dropped).
                 return Ok(AccessToken {
                     token,
-                    expires_in: ((exp - now) / 1000).max(0),
+                    expires_in: (exp / 1000 - now.div_euclid(1000)).max(0),
                 });
             }
         }

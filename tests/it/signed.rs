@@ -434,6 +434,42 @@ fn the_token_endpoint_takes_only_a_form_with_each_parameter_once() {
     }
 }
 
+/// Unix seconds of a PASETO time claim.
+fn claim_secs(claims: &Value, name: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(claims[name].as_str().unwrap())
+        .unwrap()
+        .timestamp()
+}
+
+#[test]
+fn expires_in_is_the_lifetime_and_matches_the_claims() {
+    let s = Server::start(&["--access-token-lifetime", "10m", "--session-window", "100s"]);
+    s.add_user("alice");
+    let session = s.login("alice");
+    let pat = s.new_pat(&session, r#"{"name":"ci"}"#);
+    // The PAT outlives 10 minutes: the token lives exactly that.
+    let r = exchange(&s, &pat);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let (claims, _) = decode(r.json["access_token"].as_str().unwrap());
+    assert_eq!(r.json["expires_in"], 600, "{}", r.text);
+    assert_eq!(claim_secs(&claims, "exp") - claim_secs(&claims, "iat"), 600);
+    // A session and a refresh token end first (100 s window): the token ends with its
+    // parent, and expires_in says so.
+    for r in [
+        exchange(&s, &session),
+        password_grant(&s, "alice", PASSWORD),
+    ] {
+        assert_eq!(r.status, 200, "{}", r.text);
+        let (claims, _) = decode(r.json["access_token"].as_str().unwrap());
+        let expires_in = r.json["expires_in"].as_i64().unwrap();
+        assert_eq!(
+            claim_secs(&claims, "exp") - claim_secs(&claims, "iat"),
+            expires_in
+        );
+        assert!((95..=100).contains(&expires_in), "{expires_in}");
+    }
+}
+
 #[test]
 fn a_refresh_rotates_and_a_replayed_token_kills_the_family() {
     let s = Server::start(&[]);
