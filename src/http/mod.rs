@@ -163,7 +163,6 @@ fn error_reply(path: &str, e: &crate::error::Error) -> Reply {
     }
     match path {
         "/login" | "/logout" | "/" => browser::error_page(e),
-        "/oauth/token" => Reply::from_token_endpoint_error(e),
         _ => Reply::from_error(e),
     }
 }

@@ -90,20 +90,6 @@ impl Reply {
         reply.body = Body::Json(body);
         reply
     }
-
-    /// An error of the token endpoint. Its refusals are RFC 6749's (`from_error`);
-    /// anything else (429, 413, 500) keeps the contract's body and adds the
-    /// `error_description` OAuth clients read, and is never cached either.
-    pub fn from_token_endpoint_error(e: &Error) -> Reply {
-        let mut reply = Reply::from_error(e);
-        if !matches!(e, Error::Grant(..)) {
-            if let Body::Json(body) = &mut reply.body {
-                body["error_description"] = json!(e.message());
-            }
-            reply = reply.no_store();
-        }
-        reply
-    }
 }
 
 /// Sends the reply; a client that went away is not an error worth more than a shrug.

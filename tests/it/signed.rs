@@ -471,26 +471,6 @@ fn expires_in_is_the_lifetime_and_matches_the_claims() {
 }
 
 #[test]
-fn a_throttled_token_request_is_429_with_retry_after_and_not_cached() {
-    let s = Server::start(&["--login-max-failures-user", "1"]);
-    s.add_user("alice");
-    assert_grant_error(
-        &password_grant(&s, "alice", "wrong-password"),
-        "invalid_grant",
-    );
-    let r = password_grant(&s, "alice", PASSWORD);
-    assert_eq!(r.status, 429, "{}", r.text);
-    assert_eq!(r.json["error"], "too_many_requests");
-    let retry: u64 = r.header("Retry-After").unwrap().parse().unwrap();
-    assert!((1..=300).contains(&retry), "{retry}");
-    assert!(r.json["message"].as_str().is_some_and(|m| !m.is_empty()));
-    assert!(r.json["error_description"]
-        .as_str()
-        .is_some_and(|m| !m.is_empty()));
-    assert_eq!(r.header("Cache-Control"), Some("no-store"));
-}
-
-#[test]
 fn a_refresh_rotates_and_a_replayed_token_kills_the_family() {
     let s = Server::start(&[]);
     s.add_user("alice");
