@@ -27,6 +27,7 @@ pub fn run(args: &ServeArgs) -> u8 {
             return exit::USAGE;
         }
     };
+    let created = !config.db.contains("://") && !Path::new(&config.db).exists();
     let store = match Store::open(Path::new(&config.db), config.workers as u32 + 4) {
         Ok(s) => s,
         Err(e @ StoreError::TooNew { .. }) => {
@@ -38,10 +39,15 @@ pub fn run(args: &ServeArgs) -> u8 {
             return exit::REFUSED;
         }
     };
+    let db = crate::admin::absolute(&config.db);
+    if created {
+        eprintln!("Created a new database at {}.", db.display());
+    }
     if store.count_users().unwrap_or(1) == 0 {
         eprintln!(
-            "No users yet. Add the first one with: appliance admin user add --db {} USERNAME",
-            config.db
+            "No users yet. Add the first one in another terminal (it asks for a password):\n  {} admin user add --db {} alice",
+            shell_word(&this_program()),
+            shell_word(&db.display().to_string())
         );
     }
     // Logins waiting for a hashing thread are bounded (see Config), so a login storm
@@ -92,6 +98,34 @@ pub fn run(args: &ServeArgs) -> u8 {
     }
 }
 
+/// How to run this binary from any directory: `appliance` when that name on PATH is
+/// this very file, else its absolute path (after `cargo run` it is not on PATH).
+fn this_program() -> String {
+    let Ok(me) = std::env::current_exe() else {
+        return "appliance".to_string();
+    };
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("appliance"))
+            .find(|p| p.is_file())
+    });
+    let same = |p: &Path| std::fs::canonicalize(p).ok() == std::fs::canonicalize(&me).ok();
+    match on_path {
+        Some(p) if same(&p) => "appliance".to_string(),
+        _ => me.display().to_string(),
+    }
+}
+
+/// `s` quoted for a POSIX shell when it needs it, so a printed command pastes as is.
+fn shell_word(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:,@=%".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
 /// Deletes rows of tokens that stopped working more than `--purge-after` ago, in
 /// small batches, on its own thread: requests never wait for it.
 fn start_purge(app: Arc<App>) {
@@ -121,5 +155,18 @@ fn start_purge(app: Arc<App>) {
         });
     if let Err(e) = spawned {
         eprintln!("WARN cannot start the purge thread: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_word;
+
+    #[test]
+    fn printed_paths_paste_into_a_shell() {
+        assert_eq!(shell_word("/srv/app/appliance.db"), "/srv/app/appliance.db");
+        assert_eq!(shell_word("/my dir/a.db"), "'/my dir/a.db'");
+        assert_eq!(shell_word("/it's/a.db"), r"'/it'\''s/a.db'");
+        assert_eq!(shell_word(""), "''");
     }
 }
