@@ -1,0 +1,265 @@
+//! A newcomer's first minutes: admin commands never act on a database made by a typo,
+//! `serve`'s hint pastes as printed, and every `--help` shows examples.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+/// `appliance ARGS` run in `dir` (so relative paths are relative to it).
+fn run_in(dir: &Path, args: &[&str], stdin: &str) -> std::process::Output {
+    run_with(appliance().current_dir(dir).args(args), stdin)
+}
+
+#[test]
+fn admin_commands_refuse_a_missing_database_and_create_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let abs = dir.path().join("typo.db");
+    let commands: &[&[&str]] = &[
+        &["admin", "user", "list"],
+        &["admin", "user", "passwd", "alice", "--password-stdin"],
+        &["admin", "user", "delete", "alice"],
+        &["admin", "token", "create", "--user", "alice", "--name", "x"],
+        &["admin", "revoke", "--token", "-"],
+        &["admin", "revoke", "--user", "alice"],
+        &["admin", "audit"],
+        &["admin", "backup", "copy.db"],
+    ];
+    for args in commands {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--db", "typo.db"]);
+        let out = run_in(dir.path(), &all, "aps_whatever\n");
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("No database at {}", abs.display())),
+            "{args:?} does not name the absolute path: {err}"
+        );
+        assert!(err.contains("admin user add --db"), "{args:?}: {err}");
+        assert!(!abs.exists(), "{args:?} created {}", abs.display());
+        assert!(!dir.path().join("copy.db").exists());
+    }
+    // The same through APPLIANCE_DB.
+    let out = run_with(
+        appliance()
+            .current_dir(dir.path())
+            .env("APPLIANCE_DB", "typo.db")
+            .args(["admin", "user", "list"]),
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!abs.exists());
+}
+
+#[test]
+fn user_add_on_a_missing_file_says_it_created_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_in(
+        dir.path(),
+        &[
+            "admin",
+            "user",
+            "add",
+            "alice",
+            "--password-stdin",
+            "--db",
+            "new.db",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let abs = dir.path().join("new.db");
+    assert!(
+        stderr(&out).contains(&format!("Created a new database at {}.", abs.display())),
+        "{}",
+        stderr(&out)
+    );
+    // stdout stays the new user id alone, for scripts.
+    assert!(stdout(&out).trim().starts_with("usr_"), "{}", stdout(&out));
+    assert_eq!(stdout(&out).lines().count(), 1);
+    // A second user on the now existing file: no such sentence.
+    let out = run_in(
+        dir.path(),
+        &[
+            "admin",
+            "user",
+            "add",
+            "bob",
+            "--password-stdin",
+            "--db",
+            "new.db",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("Created"), "{}", stderr(&out));
+}
+
+#[test]
+fn an_empty_password_on_stdin_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    for stdin in ["", "\n"] {
+        let out = run_in(
+            dir.path(),
+            &[
+                "admin",
+                "user",
+                "add",
+                "alice",
+                "--password-stdin",
+                "--db",
+                "a.db",
+            ],
+            stdin,
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("Standard input held no password"), "{err}");
+        assert!(!err.contains("at least 8"), "{err}");
+        assert!(
+            !dir.path().join("a.db").exists(),
+            "a refused add made a database"
+        );
+    }
+    let out = run_in(
+        dir.path(),
+        &[
+            "admin",
+            "user",
+            "add",
+            "alice",
+            "--password-stdin",
+            "--db",
+            "a.db",
+        ],
+        "short\n",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("at least 8"), "{}", stderr(&out));
+}
+
+/// Starts `serve` in `dir` on `--db ./appliance.db` and returns the first stderr lines
+/// up to and including the command of the "No users yet" hint.
+fn serve_hint(dir: &Path) -> (std::process::Child, Vec<String>) {
+    let mut child = appliance()
+        .current_dir(dir)
+        .args(["serve", "--listen", "127.0.0.1:0", "--db", "./appliance.db"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let err = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in err.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let line = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+        let after_hint = lines
+            .last()
+            .is_some_and(|l: &String| l.starts_with("No users yet"));
+        lines.push(line);
+        if after_hint {
+            return (child, lines);
+        }
+    }
+    panic!("serve printed no hint: {lines:?}");
+}
+
+#[test]
+fn serve_prints_absolute_paths_and_a_hint_that_runs_as_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, lines) = serve_hint(dir.path());
+    let abs = dir.path().join("appliance.db");
+    assert!(
+        lines.contains(&format!("Created a new database at {}.", abs.display())),
+        "{lines:?}"
+    );
+    let command = lines.last().unwrap().trim().to_string();
+    assert!(
+        command.contains(&format!("--db {}", abs.display())),
+        "{command}"
+    );
+    assert!(!command.contains("./"), "{command}");
+    // Pasted into a POSIX shell in another directory, where `appliance` is not on PATH;
+    // the password comes from stdin, as it does when stdin is not a terminal.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = run_with(
+        Command::new("sh")
+            .args(["-c", &command])
+            .current_dir(elsewhere.path())
+            .env("PATH", "/usr/bin:/bin"),
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(out.status.success(), "{command}: {}", stderr(&out));
+    assert!(stdout(&out).starts_with("usr_"), "{}", stdout(&out));
+    let out = run_in(
+        dir.path(),
+        &["admin", "user", "list", "--db", "appliance.db"],
+        "",
+    );
+    assert!(stdout(&out).contains("alice"), "{}", stdout(&out));
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+#[test]
+fn every_help_shows_examples() {
+    let commands: &[&[&str]] = &[
+        &[],
+        &["serve"],
+        &["admin"],
+        &["admin", "user"],
+        &["admin", "user", "add"],
+        &["admin", "user", "list"],
+        &["admin", "user", "passwd"],
+        &["admin", "user", "delete"],
+        &["admin", "token"],
+        &["admin", "token", "create"],
+        &["admin", "revoke"],
+        &["admin", "audit"],
+        &["admin", "backup"],
+        &["healthcheck"],
+        &["login"],
+        &["logout"],
+        &["whoami"],
+        &["agent"],
+    ];
+    for args in commands {
+        let mut all = args.to_vec();
+        all.push("--help");
+        let out = run(&all, "");
+        assert!(out.status.success(), "{args:?}");
+        let help = stdout(&out);
+        assert!(
+            help.contains("Example:") || help.contains("Examples:"),
+            "{args:?} --help shows no example:\n{help}"
+        );
+        assert!(help.contains("appliance "), "{args:?}");
+    }
+    let login = stdout(&run(&["login", "--help"], ""));
+    assert!(
+        login.contains("$APPLIANCE_CONFIG_DIR/credentials.json")
+            && login.contains("~/.config/appliance/credentials.json"),
+        "{login}"
+    );
+    let agent = stdout(&run(&["agent", "--help"], ""));
+    assert!(
+        agent.contains("must be stored first") && agent.contains("--token-stdin"),
+        "{agent}"
+    );
+    let serve = stdout(&run(&["serve", "--help"], ""));
+    let trusted = serve
+        .lines()
+        .find(|l| l.contains("--trusted-proxies"))
+        .unwrap();
+    assert_eq!(trusted.matches("default").count(), 1, "{trusted}");
+}
