@@ -140,18 +140,30 @@ fn an_empty_password_on_stdin_is_named_as_such() {
     assert!(stderr(&out).contains("at least 8"), "{}", stderr(&out));
 }
 
+/// A child process killed on drop.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `serve` in `dir` on `--db ./appliance.db` and returns the first stderr lines
 /// up to and including the command of the "No users yet" hint.
-fn serve_hint(dir: &Path) -> (std::process::Child, Vec<String>) {
-    let mut child = appliance()
-        .current_dir(dir)
-        .args(["serve", "--listen", "127.0.0.1:0", "--db", "./appliance.db"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+fn serve_hint(dir: &Path) -> (Running, Vec<String>) {
+    let mut child = Running(
+        appliance()
+            .current_dir(dir)
+            .args(["serve", "--listen", "127.0.0.1:0", "--db", "./appliance.db"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let (tx, rx) = std::sync::mpsc::channel();
-    let err = BufReader::new(child.stderr.take().unwrap());
+    let err = BufReader::new(child.0.stderr.take().unwrap());
     std::thread::spawn(move || {
         for line in err.lines().map_while(Result::ok) {
             if tx.send(line).is_err() {
@@ -177,7 +189,7 @@ fn serve_hint(dir: &Path) -> (std::process::Child, Vec<String>) {
 #[test]
 fn serve_prints_absolute_paths_and_a_hint_that_runs_as_printed() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut server, lines) = serve_hint(dir.path());
+    let (server, lines) = serve_hint(dir.path());
     let abs = dir.path().join("appliance.db");
     assert!(
         lines.contains(&format!("Created a new database at {}.", abs.display())),
@@ -207,8 +219,7 @@ fn serve_prints_absolute_paths_and_a_hint_that_runs_as_printed() {
         "",
     );
     assert!(stdout(&out).contains("alice"), "{}", stdout(&out));
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 }
 
 #[test]
@@ -262,4 +273,23 @@ fn every_help_shows_examples() {
         .find(|l| l.contains("--trusted-proxies"))
         .unwrap();
     assert_eq!(trusted.matches("default").count(), 1, "{trusted}");
+}
+
+#[test]
+fn the_readme_stands_alone_and_pastes_into_a_posix_shell() {
+    let readme = include_str!("../../README.md");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for link in readme.split("](").skip(1) {
+        let target = &link[..link.find(')').unwrap()];
+        assert!(
+            !target.contains("://") && !target.starts_with('/') && !target.contains(".."),
+            "README links outside the repository: {target}"
+        );
+        let file = target.split('#').next().unwrap();
+        assert!(file.is_empty() || root.join(file).exists(), "{target}");
+    }
+    assert!(!readme.contains("<<<"), "a bash-only here-string in README");
+    // The quickstart's next step is what serve prints.
+    assert!(readme
+        .contains("No users yet. Add the first one in another terminal (it asks for a password):"));
 }
