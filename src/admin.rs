@@ -81,8 +81,18 @@ pub fn absolute(path: &str) -> PathBuf {
 }
 
 /// A database URL rather than a file path (a file check does not apply to it).
-fn is_url(path: &str) -> bool {
+pub fn is_url(path: &str) -> bool {
     path.contains("://")
+}
+
+/// `s` quoted for a POSIX shell when it needs it, so a printed command pastes as is.
+pub fn shell_word(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:,@=%".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
 }
 
 /// Opens the database of an admin command that must not create one: a missing file
@@ -91,9 +101,10 @@ pub fn open_existing(path: &str) -> Result<Store, Refusal> {
     if !is_url(path) && !Path::new(path).exists() {
         let abs = absolute(path);
         return Err(refused(format!(
-            "No database at {abs}: nothing was changed. Check --db (or APPLIANCE_DB); \
-             `appliance admin user add --db {abs} USERNAME` creates one with its first user.",
-            abs = abs.display()
+            "No database at {shown}: nothing was changed. Check --db (or APPLIANCE_DB); \
+             `appliance admin user add --db {quoted} USERNAME` creates one with its first user.",
+            shown = abs.display(),
+            quoted = shell_word(&abs.display().to_string())
         )));
     }
     open(path)
@@ -455,4 +466,17 @@ fn seed(a: &SeedArgs) -> Outcome {
         println!("{t}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_word;
+
+    #[test]
+    fn printed_paths_paste_into_a_shell() {
+        assert_eq!(shell_word("/srv/app/appliance.db"), "/srv/app/appliance.db");
+        assert_eq!(shell_word("/my dir/a.db"), "'/my dir/a.db'");
+        assert_eq!(shell_word("/it's/a.db"), r"'/it'\''s/a.db'");
+        assert_eq!(shell_word(""), "''");
+    }
 }

@@ -27,7 +27,7 @@ pub fn run(args: &ServeArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    let created = !config.db.contains("://") && !Path::new(&config.db).exists();
+    let created = !crate::admin::is_url(&config.db) && !Path::new(&config.db).exists();
     let store = match Store::open(Path::new(&config.db), config.workers as u32 + 4) {
         Ok(s) => s,
         Err(e @ StoreError::TooNew { .. }) => {
@@ -46,8 +46,8 @@ pub fn run(args: &ServeArgs) -> u8 {
     if store.count_users().unwrap_or(1) == 0 {
         eprintln!(
             "No users yet. Add the first one in another terminal (it asks for a password):\n  {} admin user add --db {} alice",
-            shell_word(&this_program()),
-            shell_word(&db.display().to_string())
+            crate::admin::shell_word(&this_program()),
+            crate::admin::shell_word(&db.display().to_string())
         );
     }
     // Logins waiting for a hashing thread are bounded (see Config), so a login storm
@@ -116,16 +116,6 @@ fn this_program() -> String {
     }
 }
 
-/// `s` quoted for a POSIX shell when it needs it, so a printed command pastes as is.
-fn shell_word(s: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:,@=%".contains(c);
-    if !s.is_empty() && s.chars().all(plain) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
-
 /// Deletes rows of tokens that stopped working more than `--purge-after` ago, in
 /// small batches, on its own thread: requests never wait for it.
 fn start_purge(app: Arc<App>) {
@@ -155,18 +145,5 @@ fn start_purge(app: Arc<App>) {
         });
     if let Err(e) = spawned {
         eprintln!("WARN cannot start the purge thread: {e}");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::shell_word;
-
-    #[test]
-    fn printed_paths_paste_into_a_shell() {
-        assert_eq!(shell_word("/srv/app/appliance.db"), "/srv/app/appliance.db");
-        assert_eq!(shell_word("/my dir/a.db"), "'/my dir/a.db'");
-        assert_eq!(shell_word("/it's/a.db"), r"'/it'\''s/a.db'");
-        assert_eq!(shell_word(""), "''");
     }
 }

@@ -293,3 +293,64 @@ fn the_readme_stands_alone_and_pastes_into_a_posix_shell() {
     assert!(readme
         .contains("No users yet. Add the first one in another terminal (it asks for a password):"));
 }
+
+/// Runs `appliance ARGS` on a terminal (util-linux `script` makes one), answering
+/// each prompt in turn; returns everything the terminal showed and the exit status.
+fn on_a_terminal(args: &str, answers: &[&str]) -> Option<(String, bool)> {
+    use std::io::{Read, Write};
+    let script = crate::nginx::proxy_or_skip(
+        "the_password_prompt_asks_twice_on_a_terminal",
+        "script",
+        "/usr/bin/script",
+    )?;
+    let mut child = Running(
+        Command::new(script)
+            .args(["-qec", &format!("{BIN} {args}"), "/dev/null"])
+            .env_remove("APPLIANCE_DB")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdin = child.0.stdin.take().unwrap();
+    let mut stdout = child.0.stdout.take().unwrap();
+    let mut shown = String::new();
+    for answer in answers {
+        // Answer once the prompt is up. (Echo may still be on for a moment after it is
+        // printed, so what the terminal echoes is not checked here.)
+        let seen = shown.matches(": ").count();
+        while shown.matches(": ").count() == seen {
+            let mut buf = [0u8; 256];
+            let n = stdout.read(&mut buf).unwrap();
+            assert!(n > 0, "no prompt: {shown}");
+            shown.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        stdin.write_all(format!("{answer}\n").as_bytes()).unwrap();
+    }
+    drop(stdin);
+    stdout.read_to_string(&mut shown).unwrap();
+    let ok = child.0.wait().unwrap().success();
+    Some((shown, ok))
+}
+
+#[test]
+fn the_password_prompt_asks_twice_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    let add = format!("admin user add alice --db {}", db.display());
+    let Some((shown, ok)) = on_a_terminal(&add, &[PASSWORD, "something-else"]) else {
+        return;
+    };
+    assert!(!ok, "{shown}");
+    assert!(shown.contains("Repeat the password: "), "{shown}");
+    assert!(shown.contains("The two passwords differ"), "{shown}");
+    assert!(!db.exists(), "a refused add made a database");
+
+    let (shown, ok) = on_a_terminal(&add, &[PASSWORD, PASSWORD]).unwrap();
+    assert!(ok, "{shown}");
+    assert!(shown.contains("usr_"), "{shown}");
+    let passwd = format!("admin user passwd alice --db {}", db.display());
+    let (shown, ok) = on_a_terminal(&passwd, &["a-new-password", "a-new-password"]).unwrap();
+    assert!(ok, "{shown}");
+    assert!(shown.contains("session_version 2"), "{shown}");
+}
