@@ -35,7 +35,7 @@ fail() {
   exit 1
 }
 
-for tool in podman runc debootstrap curl git; do
+for tool in podman runc slirp4netns debootstrap curl git; do
   command -v "$tool" >/dev/null 2>&1 || fail "$tool is not installed (.ci/run installs it)"
 done
 [ "$(id -u)" = 0 ] || fail "run as root (rootful podman, debootstrap)"
@@ -62,12 +62,38 @@ rustc_version=$(rustc --version | awk '{print $2}')
 BUILDER=localhost/appliance-ci/rust:$rustc_version-bookworm
 
 bootstrap() { # DIR: a minimal bookworm carrying the host's local CA certificates
+  case "$1" in
+  "$STATE"/?*) ;;
+  *) fail "refusing to bootstrap into '$1' (outside $STATE)" ;;
+  esac
   rm -rf "$1"
   debootstrap --variant=minbase bookworm "$1" "$MIRROR" >"$STATE/debootstrap.log" 2>&1 ||
     fail "debootstrap failed, see $STATE/debootstrap.log"
   mkdir -p "$1/usr/local/share/ca-certificates"
   cp -a /usr/local/share/ca-certificates/. "$1/usr/local/share/ca-certificates/"
-  rm -f "$1"/var/cache/apt/archives/*.deb
+  # Slim like the official image: no documentation, manuals or translations, now or
+  # from later installs, so the image size measured here is close to the real one.
+  printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' \
+    'path-exclude /usr/share/man/*' 'path-exclude /usr/share/groff/*' \
+    'path-exclude /usr/share/info/*' 'path-exclude /usr/share/lintian/*' \
+    'path-exclude /usr/share/locale/*' 'path-include /usr/share/locale/locale.alias' \
+    >"$1/etc/dpkg/dpkg.cfg.d/docker"
+  # …and apt keeps no package caches or translations in a layer, as there.
+  printf '%s\n' \
+    'DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/*.bin || true"; };' \
+    'APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/*.bin || true"; };' \
+    'Dir::Cache::pkgcache ""; Dir::Cache::srcpkgcache "";' \
+    >"$1/etc/apt/apt.conf.d/docker-clean"
+  echo 'Acquire::Languages "none";' >"$1/etc/apt/apt.conf.d/docker-no-languages"
+  echo 'Acquire::GzipIndexes "true";' >"$1/etc/apt/apt.conf.d/docker-gzip-indexes"
+  (
+    cd "$1" || exit 1
+    find usr/share/doc -mindepth 1 ! -name copyright ! -type d -delete
+    find usr/share/man usr/share/info usr/share/locale -mindepth 1 -maxdepth 1 \
+      ! -name locale.alias -exec rm -rf {} +
+    rm -f var/cache/apt/archives/*.deb var/cache/apt/*.bin
+    find var/lib/apt/lists -maxdepth 1 -type f -delete
+  )
 }
 
 make_bases() {
@@ -75,7 +101,7 @@ make_bases() {
   if ! podman image exists "$SLIM"; then
     say "making $SLIM from debootstrap (once per machine)"
     bootstrap "$rootfs"
-    tar -C "$rootfs" -c . | podman import --change 'CMD ["bash"]' - "$SLIM" >/dev/null
+    tar -C "$rootfs" -c . | podman import -q --change 'CMD ["bash"]' - "$SLIM" >/dev/null
   fi
   if ! podman image exists "$BUILDER"; then
     say "making $BUILDER with this machine's Rust $rustc_version (once per toolchain)"
@@ -92,7 +118,7 @@ make_bases() {
     local sysroot
     sysroot=$(rustc --print sysroot)
     cp -a "$sysroot/bin" "$sysroot/lib" "$sysroot/libexec" "$rootfs/usr/local/"
-    tar -C "$rootfs" -c . | podman import \
+    tar -C "$rootfs" -c . | podman import -q \
       --change 'ENV CARGO_HOME=/usr/local/cargo' \
       --change 'ENV PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
       --change 'CMD ["bash"]' - "$BUILDER" >/dev/null
@@ -124,14 +150,33 @@ git -C "$ROOT" ls-files -z --cached --others --exclude-standard |
 
 say "building $IMAGE"
 start=$(date +%s)
-podman build --format docker --pull=never --network host \
-  --build-arg RUST_IMAGE="$BUILDER" -t "$IMAGE" "$context" >"$STATE/build.log" 2>&1 ||
-  {
-    tail -n 40 "$STATE/build.log" >&2
-    fail "podman build failed (log: $STATE/build.log)"
-  }
+# The build stage is tagged too, so the previous run's stage and image (a few hundred
+# MB to a GB of layers each) are dropped once newer ones replace them.
+STAGE=localhost/appliance-ci/build-stage:latest
+previous=$(podman image inspect -f '{{.Id}}' "$STAGE" "$IMAGE" 2>/dev/null || true)
+BUILD_LOG=$STATE/build.log
+: >"$BUILD_LOG"
+build() { # EXTRA-ARGS…
+  podman build --format docker --pull=never --network host \
+    --build-arg RUST_IMAGE="$BUILDER" "$@" "$context" >>"$BUILD_LOG" 2>&1 ||
+    {
+      tail -n 40 "$BUILD_LOG" >&2
+      fail "podman build failed (log: $BUILD_LOG)"
+    }
+}
+build --target build -t "$STAGE"
+build -t "$IMAGE"
+current=$(podman image inspect -f '{{.Id}}' "$STAGE" "$IMAGE")
+for id in $previous; do
+  case "$current" in
+  *"$id"*) ;;
+  *) podman rmi "$id" >/dev/null 2>&1 || true ;;
+  esac
+done
 size=$(podman image inspect -f '{{.Size}}' "$IMAGE")
-say "built in $(($(date +%s) - start)) s; image size $((size / 1000000)) MB"
+binary=$(podman run --rm --no-healthcheck --network none --entrypoint stat "$IMAGE" \
+  -c %s /usr/local/bin/appliance)
+say "built in $(($(date +%s) - start)) s; image $((size / 1000000)) MB, binary $((binary / 1000000)) MB"
 
 healthcheck=$(podman image inspect -f '{{.Config.Healthcheck}}' "$IMAGE")
 case "$healthcheck" in
@@ -142,9 +187,20 @@ esac
 # ---------------------------------------------------------------- run
 # Every server runs as Docker would run it with --read-only (podman adds writable tmpfs
 # mounts unless told not to; Docker does not).
+# Without systemd, podman logs an error for each health-check timer it cannot make;
+# those go to a file (`podman healthcheck run` does the checking here).
+PODMAN_LOG=$STATE/podman.log
+: >"$PODMAN_LOG"
 run_server() { # NAME
   podman run -d --name "$1" --read-only --read-only-tmpfs=false "${NET[@]}" \
-    -p 127.0.0.1::8080 -v "$RUN_ID-data:/data" "$IMAGE" >/dev/null
+    -p 127.0.0.1::8080 -v "$RUN_ID-data:/data" "$IMAGE" >/dev/null 2>>"$PODMAN_LOG" ||
+    fail "podman run failed (log: $PODMAN_LOG)"
+}
+
+stop() { # NAME: stops it with a 10 s grace period; prints the seconds it took
+  local began=$SECONDS
+  podman stop -t 10 "$1" >/dev/null 2>>"$PODMAN_LOG"
+  echo $((SECONDS - began))
 }
 
 wait_healthy() { # NAME
@@ -195,9 +251,7 @@ case "$answer" in
 esac
 say "login and validate from the host through $url"
 
-start=$(date +%s)
-podman stop -t 10 "$server" >/dev/null
-took=$(($(date +%s) - start))
+took=$(stop "$server")
 code=$(podman inspect -f '{{.State.ExitCode}}' "$server")
 [ "$code" = 0 ] || fail "serve exited $code on SIGTERM"
 [ "$took" -lt 10 ] || fail "stop took $took s (the grace period is 10 s)"
@@ -215,17 +269,18 @@ esac
 say "a new container on the same volume accepts the same token"
 
 # The agent recipe of the README, as a sidecar sharing the server's network namespace
-# (the server is then http://127.0.0.1:8080 for it).
+# (the server is then http://127.0.0.1:8080 for it). The agent has no server to
+# health-check, hence --no-healthcheck there too.
 pat=$(podman exec "$server2" appliance admin token create --user alice --name agent) ||
   fail "admin token create through exec failed"
 podman volume create "$RUN_ID-agent" >/dev/null
-printf '%s\n' "$pat" | podman run --rm -i --network "container:$server2" \
+printf '%s\n' "$pat" | podman run --rm -i --no-healthcheck --network "container:$server2" \
   -v "$RUN_ID-agent:/config" "$IMAGE" \
   login --server-url http://127.0.0.1:8080 --token-stdin >/dev/null ||
   fail "storing the PAT with login --token-stdin in a container failed"
 agent=$RUN_ID-agent
-podman run -d --name "$agent" --network "container:$server2" \
-  -v "$RUN_ID-agent:/config" "$IMAGE" agent --interval 24h >/dev/null
+podman run -d --name "$agent" --no-healthcheck --network "container:$server2" \
+  -v "$RUN_ID-agent:/config" "$IMAGE" agent --interval 24h >/dev/null 2>>"$PODMAN_LOG"
 for _ in $(seq 1 40); do
   podman logs "$agent" 2>&1 | grep -q '^INFO ' && break
   sleep 0.25
@@ -235,10 +290,10 @@ podman logs "$agent" 2>&1 | grep -q '^INFO not due' || {
   fail "the agent did not renew"
 }
 [ "$(podman inspect -f '{{.State.Running}}' "$agent")" = true ] || fail "the agent stopped"
-podman stop -t 10 "$agent" >/dev/null
+stop "$agent" >/dev/null
 code=$(podman inspect -f '{{.State.ExitCode}}' "$agent")
 [ "$code" = 0 ] || fail "the agent exited $code on SIGTERM"
 say "the agent recipe: PAT stored on a volume, renewed, stopped with exit 0"
 
-podman stop -t 10 "$server2" >/dev/null
+stop "$server2" >/dev/null
 say "ok (image $((size / 1000000)) MB)"
