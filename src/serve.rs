@@ -39,15 +39,20 @@ pub fn run(args: &ServeArgs) -> u8 {
             return exit::REFUSED;
         }
     };
-    let db = crate::admin::absolute(&config.db);
+    // A database URL may carry a password: it is never printed, not even in a hint.
+    let db = if crate::admin::is_url(&config.db) {
+        "DATABASE_URL".to_string()
+    } else {
+        crate::admin::absolute(&config.db).display().to_string()
+    };
     if created {
-        eprintln!("Created a new database at {}.", db.display());
+        eprintln!("Created a new database at {db}.");
     }
     if store.count_users().unwrap_or(1) == 0 {
         eprintln!(
             "No users yet. Add the first one in another terminal (it asks for a password):\n  {} admin user add --db {} alice",
             crate::admin::shell_word(&this_program()),
-            crate::admin::shell_word(&db.display().to_string())
+            crate::admin::shell_word(&db)
         );
     }
     // Logins waiting for a hashing thread are bounded (see Config), so a login storm
