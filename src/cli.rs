@@ -63,6 +63,12 @@ Removes $APPLIANCE_CONFIG_DIR/credentials.json (default ~/.config/appliance/).")
 
 Reads $APPLIANCE_CONFIG_DIR/credentials.json (default ~/.config/appliance/).")]
     Whoami,
+    /// Print a fresh signed access token for the stored credentials, alone on its line.
+    #[command(after_help = "Example:
+  curl -H \"Authorization: Bearer $(appliance token)\" https://app.example.com/api/things
+
+Uses $APPLIANCE_CONFIG_DIR/credentials.json (default ~/.config/appliance/).")]
+    Token,
     /// Keep a stored personal access token alive by renewing it periodically.
     #[command(
         after_help = "A personal access token (apt_…) must be stored first, with
@@ -119,7 +125,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "APPLIANCE_SESSION_WINDOW",
-        default_value = "30d",
+        default_value = crate::app::DEFAULT_SESSION_WINDOW,
         value_name = "DURATION"
     )]
     pub session_window: String,
@@ -135,7 +141,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "APPLIANCE_PAT_LIFETIME",
-        default_value = "90d",
+        default_value = crate::app::DEFAULT_PAT_LIFETIME,
         value_name = "DURATION"
     )]
     pub pat_lifetime: String,
@@ -208,6 +214,22 @@ pub struct ServeArgs {
     /// Domain attribute of the session cookie; also the domain `rd` redirects may go to.
     #[arg(long, env = "APPLIANCE_COOKIE_DOMAIN", value_name = "DOMAIN")]
     pub cookie_domain: Option<String>,
+    /// The log on stderr: `text` (one line a request, RFC 3339 time first) or `json`
+    /// (one JSON object a line, for log shippers).
+    #[arg(long, env = "APPLIANCE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: crate::http::log::Format,
+    /// Lifetime of a signed access token (1m to 24h); never past its parent's expiry.
+    #[arg(
+        long,
+        env = "APPLIANCE_ACCESS_TOKEN_LIFETIME",
+        default_value = "1h",
+        value_name = "DURATION"
+    )]
+    pub access_token_lifetime: String,
+    /// Issuer written into and required of access tokens: the URL users reach, such as
+    /// https://auth.example.com (default: http:// + the listen address with its real port).
+    #[arg(long, env = "APPLIANCE_ISSUER", value_name = "URL")]
+    pub issuer: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -234,6 +256,14 @@ pub enum AdminCommand {
   appliance admin revoke --token - < token.txt     # one session or PAT, kept out of ps
   appliance admin revoke --user alice              # every token alice holds now")]
     Revoke(RevokeArgs),
+    /// The keys that sign access tokens: list them, or rotate to a new one.
+    #[command(after_help = "Examples:
+  appliance admin keys list
+  appliance admin keys rotate")]
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// List the audit log, oldest first.
     #[command(after_help = "Examples:
   appliance admin audit
@@ -362,12 +392,42 @@ pub struct TokenCreateArgs {
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("what").required(true).multiple(false))]
 pub struct RevokeArgs {
-    /// Revoke this session or PAT (`-` reads it from standard input).
+    /// Revoke this session or PAT, or the family of this refresh token (`-` reads it
+    /// from standard input).
     #[arg(long, value_name = "TOKEN", group = "what")]
     pub token: Option<String>,
     /// Break-glass: reject every token this user holds now.
     #[arg(long, value_name = "USERNAME", group = "what")]
     pub user: Option<String>,
+    #[command(flatten)]
+    pub db: DbArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List the served keys: the active one and any still retiring.
+    #[command(after_help = "Examples:
+  appliance admin keys list
+  appliance admin keys list --json")]
+    List(KeysListArgs),
+    /// Make a new active key; the old one is served as retiring until every token it
+    /// signed has expired, then dropped.
+    #[command(after_help = "Example:
+  appliance admin keys rotate       # audited; tokens signed before stay valid")]
+    Rotate(KeysRotateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeysListArgs {
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub db: DbArg,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysRotateArgs {
     #[command(flatten)]
     pub db: DbArg,
 }

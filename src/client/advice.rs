@@ -45,7 +45,11 @@ impl Failure {
                     .unwrap_or("");
                 let head = format!("{status} {phrase}");
                 match message {
-                    Some(m) if !m.is_empty() => format!("{}: {m}", head.trim_end()),
+                    // The server's words, escaped: no line or escape sequence of its
+                    // making reaches the user's terminal.
+                    Some(m) if !m.is_empty() => {
+                        format!("{}: {}", head.trim_end(), crate::text::escape(m))
+                    }
                     _ => head.trim_end().to_string(),
                 }
             }

@@ -1,4 +1,4 @@
-//! The client commands of the CLI: healthcheck, login, logout, whoami, agent.
+//! The client commands of the CLI: healthcheck, login, logout, whoami, token, agent.
 //!
 //! Each returns the process exit code; failures are explained on stderr, tokens never
 //! printed.
@@ -35,6 +35,15 @@ fn advised(failure: &Failure, ctx: &Context<'_>) -> Exit {
 
 fn is_pat(token: &str) -> bool {
     token.starts_with("apt_")
+}
+
+/// Failures while using the stored credentials read like whoami's.
+fn verify_context<'a>(token: &str, credentials_path: &'a str) -> Context<'a> {
+    Context {
+        attempt: Attempt::Verify,
+        pat: is_pat(token),
+        urls_from: credentials_path,
+    }
 }
 
 fn store() -> Result<Store, Exit> {
@@ -114,7 +123,11 @@ fn login_inner(args: &LoginArgs) -> Outcome {
             token,
         })
         .map_err(|e| Exit(exit::REFUSED, e))?;
-    println!("Logged in to {} as {username}.", answer.url);
+    println!(
+        "Logged in to {} as {}.",
+        answer.url,
+        crate::text::escape(&username)
+    );
     Ok(())
 }
 
@@ -202,17 +215,57 @@ fn whoami_inner() -> Outcome {
     let path = store.path().display().to_string();
     let answer = Client::new(creds.server_urls.clone())
         .send("GET", "/api/userinfo", Some(&creds.token), None)
-        .map_err(|f| {
-            let ctx = Context {
-                attempt: Attempt::Verify,
-                pat: is_pat(&creds.token),
-                urls_from: &path,
-            };
-            advised(&f, &ctx)
-        })?;
+        .map_err(|f| advised(&f, &verify_context(&creds.token, &path)))?;
     let username = text_field(&answer.json, "username")
         .ok_or_else(|| not_appliance(Attempt::Verify, &answer.url))?;
-    println!("Logged in to {} as {username}.", answer.url);
+    println!(
+        "Logged in to {} as {}.",
+        answer.url,
+        crate::text::escape(&username)
+    );
+    Ok(())
+}
+
+/// `appliance token`: a fresh signed access token for the stored credentials (RFC 8693
+/// token exchange), alone on its line.
+pub fn token() -> u8 {
+    finish(token_inner())
+}
+
+const GRANT_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const TOKEN_TYPE_ACCESS: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+fn token_inner() -> Outcome {
+    let store = store()?;
+    let creds = load(&store)?;
+    let path = store.path().display().to_string();
+    let ctx = verify_context(&creds.token, &path);
+    let client = Client::new(creds.server_urls.clone());
+    let exchanged = client.post_form(
+        "/oauth/token",
+        &[
+            ("grant_type", GRANT_EXCHANGE),
+            ("subject_token", &creds.token),
+            ("subject_token_type", TOKEN_TYPE_ACCESS),
+        ],
+    );
+    let answer = match exchanged {
+        Ok(a) => a,
+        // The stored token is not live: ask userinfo why, so the failure reads (and
+        // exits) exactly as whoami's would.
+        Err(f @ Failure::Status { status: 400, .. }) => {
+            return Err(
+                match client.send("GET", "/api/userinfo", Some(&creds.token), None) {
+                    Err(why) => advised(&why, &ctx),
+                    Ok(_) => advised(&f, &ctx),
+                },
+            )
+        }
+        Err(f) => return Err(advised(&f, &ctx)),
+    };
+    let token = text_field(&answer.json, "access_token")
+        .ok_or_else(|| not_appliance(Attempt::Verify, &answer.url))?;
+    println!("{token}");
     Ok(())
 }
 

@@ -71,12 +71,46 @@ impl Client {
         bearer: Option<&str>,
         body: Option<&Value>,
     ) -> Result<Answer, Failure> {
+        let body = match body {
+            Some(v) => Some((
+                "application/json",
+                serde_json::to_vec(v).map_err(|e| Failure::Transport {
+                    url: String::new(),
+                    error: e.to_string(),
+                })?,
+            )),
+            None => None,
+        };
+        self.send_bytes(method, path, bearer, body)
+    }
+
+    /// `POST path` with a form body (`application/x-www-form-urlencoded`), such as the
+    /// OAuth token endpoint takes; failover as `send`.
+    pub fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Result<Answer, Failure> {
+        let form = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        self.send_bytes(
+            "POST",
+            path,
+            None,
+            Some(("application/x-www-form-urlencoded", form.into_bytes())),
+        )
+    }
+
+    fn send_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<Answer, Failure> {
         let mut last = Failure::Transport {
             url: String::new(),
             error: "no server URL is configured".to_string(),
         };
         for url in &self.urls {
-            match self.send_one(url, method, path, bearer, body) {
+            match self.send_one(url, method, path, bearer, body.as_ref()) {
                 Ok(answer) => return Ok(answer),
                 Err(f @ Failure::Status { status, .. }) if status < 500 => return Err(f),
                 Err(f) => last = f,
@@ -92,7 +126,7 @@ impl Client {
         method: &str,
         path: &str,
         bearer: Option<&str>,
-        body: Option<&Value>,
+        body: Option<&(&str, Vec<u8>)>,
     ) -> Result<Answer, Failure> {
         let result = if base.starts_with("https://") {
             self.send_https(base, method, path, bearer, body)?
@@ -119,21 +153,22 @@ impl Client {
         method: &str,
         path: &str,
         bearer: Option<&str>,
-        body: Option<&Value>,
+        body: Option<&(&str, Vec<u8>)>,
     ) -> Result<Result<Answer, Failure>, Failure> {
         let (tx, rx) = mpsc::channel();
-        let (agent, b, m, p, t, v) = (
+        let (agent, b, m, p, t) = (
             self.agent.clone(),
             base.to_string(),
             method.to_string(),
             path.to_string(),
             bearer.map(str::to_string),
-            body.cloned(),
         );
+        let owned = body.map(|(content_type, bytes)| (content_type.to_string(), bytes.clone()));
         let spawned = std::thread::Builder::new()
             .name("client-request".into())
             .spawn(move || {
-                let _ = tx.send(exchange(&agent, &b, &m, &p, t.as_deref(), v.as_ref()));
+                let body = owned.as_ref().map(|(c, bytes)| (c.as_str(), bytes.clone()));
+                let _ = tx.send(exchange(&agent, &b, &m, &p, t.as_deref(), body.as_ref()));
             });
         if spawned.is_err() {
             return Ok(exchange(&self.agent, base, method, path, bearer, body));
@@ -161,7 +196,7 @@ fn exchange(
     method: &str,
     path: &str,
     bearer: Option<&str>,
-    body: Option<&Value>,
+    body: Option<&(&str, Vec<u8>)>,
 ) -> Result<Answer, Failure> {
     let transport = |error: String| Failure::Transport {
         url: base.to_string(),
@@ -175,9 +210,9 @@ fn exchange(
         req = req.header("Authorization", format!("Bearer {token}"));
     }
     let bytes = match body {
-        Some(v) => {
-            req = req.header("Content-Type", "application/json");
-            serde_json::to_vec(v).map_err(|e| transport(e.to_string()))?
+        Some((content_type, bytes)) => {
+            req = req.header("Content-Type", *content_type);
+            bytes.clone()
         }
         None => Vec::new(),
     };
@@ -202,7 +237,10 @@ fn exchange(
         });
     }
     let field = |name: &str| json.get(name).and_then(Value::as_str).map(str::to_string);
-    let message = field("message").or_else(|| short_text(&text));
+    // `error_description`: an RFC 6749 error of the token endpoint.
+    let message = field("message")
+        .or_else(|| field("error_description"))
+        .or_else(|| short_text(&text));
     Err(Failure::Status {
         url: base.to_string(),
         status,

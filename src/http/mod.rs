@@ -7,6 +7,7 @@
 mod browser;
 mod handlers;
 pub mod log;
+mod oauth;
 pub mod request;
 pub mod response;
 mod routes;
@@ -97,8 +98,10 @@ pub fn serve(app: Arc<App>, listener: TcpListener) -> Result<(), String> {
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     println!("listening on http://{local}");
     if let Some(sig) = signals.forever().next() {
-        log::flush();
-        eprintln!("received signal {sig}; finishing in-flight requests");
+        log::event(
+            log::Level::Info,
+            &format!("received signal {sig}; finishing in-flight requests"),
+        );
     }
     stopping.store(true, Ordering::SeqCst);
     // In-flight requests get a few seconds; a client that stalls longer does not keep
@@ -107,10 +110,12 @@ pub fn serve(app: Arc<App>, listener: TcpListener) -> Result<(), String> {
         .name("shutdown-deadline".into())
         .spawn(|| {
             thread::sleep(SHUTDOWN_GRACE);
-            log::flush();
-            eprintln!(
-                "in-flight requests did not finish within {}s; exiting",
-                SHUTDOWN_GRACE.as_secs()
+            log::event(
+                log::Level::Warn,
+                &format!(
+                    "in-flight requests did not finish within {}s; exiting",
+                    SHUTDOWN_GRACE.as_secs()
+                ),
             );
             std::process::exit(0);
         });
@@ -121,8 +126,7 @@ pub fn serve(app: Arc<App>, listener: TcpListener) -> Result<(), String> {
     for w in workers {
         let _ = w.join();
     }
-    log::flush();
-    eprintln!("stopped");
+    log::event(log::Level::Info, "stopped");
     Ok(())
 }
 
@@ -148,21 +152,14 @@ fn handle(app: &App, mut rq: tiny_http::Request) {
     // One line per request; the path only (a query may carry a redirect target, never
     // a token, but it is not needed to read the log).
     let path = rq.url().split('?').next().unwrap_or("");
-    log::line(format_args!(
-        "{} {} {} {}.{}ms",
-        rq.method(),
-        path,
-        reply.status,
-        micros / 1000,
-        micros % 1000 / 100
-    ));
+    log::request(rq.method().as_str(), path, reply.status, micros);
     response::send(rq, reply);
 }
 
 /// Errors on the browser pages are HTML pages; everywhere else the contract's JSON.
 fn error_reply(path: &str, e: &crate::error::Error) -> Reply {
     if let crate::error::Error::Internal(detail) = e {
-        log::line(format_args!("ERROR {detail}"));
+        log::event(log::Level::Error, detail);
     }
     match path {
         "/login" | "/logout" | "/" => browser::error_page(e),

@@ -26,6 +26,8 @@ fn admin_commands_refuse_a_missing_database_and_create_none() {
         &["admin", "revoke", "--user", "alice"],
         &["admin", "audit"],
         &["admin", "backup", "copy.db"],
+        &["admin", "keys", "list"],
+        &["admin", "keys", "rotate"],
     ];
     for args in commands {
         let mut all = args.to_vec();
@@ -150,8 +152,8 @@ impl Drop for Running {
     }
 }
 
-/// Starts `serve` in `dir` on `--db ./appliance.db` and returns the first stderr lines
-/// up to and including the command of the "No users yet" hint.
+/// Starts `serve` in `dir` on `--db ./appliance.db` and returns its first stderr (log)
+/// lines, up to and including the "No users yet" hint.
 fn serve_hint(dir: &Path) -> (Running, Vec<String>) {
     let mut child = Running(
         appliance()
@@ -175,11 +177,9 @@ fn serve_hint(dir: &Path) -> (Running, Vec<String>) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         let line = rx.recv_timeout(Duration::from_secs(20)).unwrap();
-        let after_hint = lines
-            .last()
-            .is_some_and(|l: &String| l.starts_with("No users yet"));
+        let hint = line.contains(" INFO No users yet.");
         lines.push(line);
-        if after_hint {
+        if hint {
             return (child, lines);
         }
     }
@@ -191,11 +191,14 @@ fn serve_prints_absolute_paths_and_a_hint_that_runs_as_printed() {
     let dir = tempfile::tempdir().unwrap();
     let (server, lines) = serve_hint(dir.path());
     let abs = dir.path().join("appliance.db");
-    assert!(
-        lines.contains(&format!("Created a new database at {}.", abs.display())),
-        "{lines:?}"
-    );
-    let command = lines.last().unwrap().trim().to_string();
+    let created = format!(" INFO Created a new database at {}.", abs.display());
+    assert!(lines.iter().any(|l| l.ends_with(&created)), "{lines:?}");
+    let hint = lines.last().unwrap();
+    let command = hint
+        .split_once("(it asks for a password): ")
+        .unwrap_or_else(|| panic!("{hint}"))
+        .1
+        .to_string();
     assert!(
         command.contains(&format!("--db {}", abs.display())),
         "{command}"
@@ -238,6 +241,10 @@ fn every_help_shows_examples() {
         &["admin", "revoke"],
         &["admin", "audit"],
         &["admin", "backup"],
+        &["admin", "keys"],
+        &["admin", "keys", "list"],
+        &["admin", "keys", "rotate"],
+        &["token"],
         &["healthcheck"],
         &["login"],
         &["logout"],
@@ -268,10 +275,18 @@ fn every_help_shows_examples() {
         "{agent}"
     );
     let serve = stdout(&run(&["serve", "--help"], ""));
-    let trusted = serve
+    // The option's entry: its line and its description, up to the next option.
+    let mut entry = serve
         .lines()
-        .find(|l| l.contains("--trusted-proxies"))
-        .unwrap();
+        .skip_while(|l| !l.contains("--trusted-proxies <LIST>"));
+    let first = entry.next().unwrap().to_string();
+    let trusted: String = std::iter::once(first)
+        .chain(
+            entry
+                .take_while(|l| !l.trim_start().starts_with('-'))
+                .map(str::to_string),
+        )
+        .collect();
     assert_eq!(trusted.matches("default").count(), 1, "{trusted}");
 }
 

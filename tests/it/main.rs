@@ -13,6 +13,8 @@ mod nginx;
 mod oauth;
 mod openapi;
 mod ops;
+mod security;
+mod signed;
 mod skips;
 mod users;
 mod web;

@@ -338,11 +338,26 @@ pub fn check_forward_auth(s: &Server, port: u16, proxy_log: &dyn Fn() -> String)
         form_encode(&rd),
         form_encode(&field)
     );
+    // The proxy passes the Host the browser used, so the origin check sees through it:
+    // a post from another origin is refused, one from the app's own origin accepted.
+    let origin = format!("http://{HOST}:{port}");
+    let foreign = send(
+        port,
+        "POST",
+        "/login",
+        &[("Cookie", &csrf_cookie), ("Origin", "https://evil.example")],
+        &body,
+    );
+    assert_eq!(foreign.status, 403, "{}", ctx("foreign origin", &foreign));
     let signed_in = send(
         port,
         "POST",
         "/login?rd=x",
-        &[("Cookie", &csrf_cookie)],
+        &[
+            ("Cookie", &csrf_cookie),
+            ("Origin", &origin),
+            ("Sec-Fetch-Site", "same-origin"),
+        ],
         &body,
     );
     assert_eq!(signed_in.status, 303, "{}", ctx("sign in", &signed_in));
@@ -360,8 +375,32 @@ pub fn check_forward_auth(s: &Server, port: u16, proxy_log: &dyn Fn() -> String)
     assert_eq!(r.status, 200, "{}", ctx("cookie", &r));
     assert_eq!(r.body, "app: path=/private?x=1 x-auth-user=alice\n");
 
+    // A link from another site to /logout only asks.
+    let asked = send(
+        port,
+        "GET",
+        "/logout",
+        &[("Cookie", &session), ("Sec-Fetch-Site", "cross-site")],
+        "",
+    );
+    assert_eq!(asked.status, 200, "{}", ctx("cross-site sign out", &asked));
+    assert!(asked.set_cookie("appliance_session").is_none());
+    let r = send(port, "GET", &next, &[("Cookie", &session)], "");
+    assert_eq!(r.status, 200, "{}", ctx("still signed in", &r));
+
     // Signing out through nginx ends the cookie session.
-    let out = send(port, "GET", "/logout", &[("Cookie", &session)], "");
+    let referer = format!("{origin}/private");
+    let out = send(
+        port,
+        "GET",
+        "/logout",
+        &[
+            ("Cookie", &session),
+            ("Sec-Fetch-Site", "same-origin"),
+            ("Referer", &referer),
+        ],
+        "",
+    );
     assert_eq!(out.status, 200, "{}", ctx("sign out", &out));
     assert!(out
         .set_cookie("appliance_session")
