@@ -129,14 +129,29 @@ fn a_deleted_user_is_gone_with_every_token_and_the_audit_keeps_the_history() {
     let pat = s.new_pat(&session, r#"{"name":"daemon"}"#);
     let cli_pat = s.admin_pat("alice", "cron", &[]);
     let bobs = s.login("bob");
+    let grant = post_form(
+        &s.url("/oauth/token"),
+        None,
+        &format!("grant_type=password&username=alice&password={PASSWORD}"),
+    );
+    assert_eq!(grant.status, 200, "{}", grant.text);
+    let access = grant.json["access_token"].as_str().unwrap().to_string();
+    let refresh = grant.json["refresh_token"].as_str().unwrap().to_string();
 
     let out = s.admin(&["user", "delete", "alice"], "");
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("'alice'"), "{}", stdout(&out));
 
-    for token in [&session, &pat, &cli_pat] {
+    for token in [&session, &pat, &cli_pat, &access] {
         assert_invalid_token(&get(&s.url("/api/validate"), Some(token)), "unknown");
     }
+    let again = post_form(
+        &s.url("/oauth/token"),
+        None,
+        &format!("grant_type=refresh_token&refresh_token={refresh}"),
+    );
+    assert_eq!(again.status, 400, "{}", again.text);
+    assert_eq!(again.json["error"], "invalid_grant");
     assert_error(&login_with(&s, PASSWORD), 401, "invalid_credentials");
     assert_eq!(get(&s.url("/api/validate"), Some(&bobs)).status, 200);
     let list = stdout(&s.admin(&["user", "list"], ""));
