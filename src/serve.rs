@@ -30,6 +30,7 @@ pub fn run(args: &ServeArgs) -> u8 {
         }
     };
     log::set_format(config.log_format);
+    let created = !crate::admin::is_url(&config.db) && !Path::new(&config.db).exists();
     let store = match Store::open(Path::new(&config.db), config.workers as u32 + 4) {
         Ok(s) => s,
         Err(e @ StoreError::TooNew { .. }) => {
@@ -47,12 +48,22 @@ pub fn run(args: &ServeArgs) -> u8 {
     for warning in crate::files::loose_file_warnings(Path::new(&config.db)) {
         log::event(Level::Warn, &warning);
     }
+    // A database URL may carry a password: it is never printed, not even in a hint.
+    let db = if crate::admin::is_url(&config.db) {
+        "DATABASE_URL".to_string()
+    } else {
+        crate::admin::absolute(&config.db).display().to_string()
+    };
+    if created {
+        log::event(Level::Info, &format!("Created a new database at {db}."));
+    }
     if store.count_users().unwrap_or(1) == 0 {
         log::event(
             Level::Info,
             &format!(
-                "No users yet. Add the first one with: appliance admin user add --db {} USERNAME",
-                config.db
+                "No users yet. Add the first one in another terminal (it asks for a password): {} admin user add --db {} alice",
+                crate::admin::shell_word(&this_program()),
+                crate::admin::shell_word(&db)
             ),
         );
     }
@@ -114,6 +125,24 @@ pub fn run(args: &ServeArgs) -> u8 {
             eprintln!("{e}");
             exit::REFUSED
         }
+    }
+}
+
+/// How to run this binary from any directory: `appliance` when that name on PATH is
+/// this very file, else its absolute path (after `cargo run` it is not on PATH).
+fn this_program() -> String {
+    let Ok(me) = std::env::current_exe() else {
+        return "appliance".to_string();
+    };
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("appliance"))
+            .find(|p| p.is_file())
+    });
+    let same = |p: &Path| std::fs::canonicalize(p).ok() == std::fs::canonicalize(&me).ok();
+    match on_path {
+        Some(p) if same(&p) => "appliance".to_string(),
+        _ => me.display().to_string(),
     }
 }
 
