@@ -1,5 +1,6 @@
--- The whole PostgreSQL schema of appliance (version 1), compiled into the binary beside
--- schema.sql and applied by db/pg/mod.rs under an advisory lock. The same tables and
+-- The PostgreSQL schema of appliance at version 1, compiled into the binary beside
+-- schema.sql and applied by db/pg/mod.rs under an advisory lock; later steps (2:
+-- signing keys and refresh tokens) are in src/db/pg/migrations/. The same tables and
 -- guards as SQLite; instants are BIGINT Unix milliseconds.
 
 CREATE TABLE users (

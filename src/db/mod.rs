@@ -12,8 +12,10 @@
 pub mod audit;
 #[cfg(test)]
 mod conformance;
+pub mod keys;
 mod migrate;
 mod pg;
+pub mod refresh;
 pub mod tokens;
 mod transfer;
 pub mod users;
@@ -27,8 +29,10 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{ErrorCode, Params, Row, Statement};
 
 pub use audit::{AuditEntry, AuditRecord};
+use keys::{ActiveKey, NewKey, PublicKeyInfo};
 pub use migrate::LATEST as SCHEMA_VERSION;
 pub use pg::redact;
+use refresh::{Family, NewRefresh, Parent, Rotation};
 pub use tokens::{NewToken, PatSummary, RevokeOutcome, TokenRecord};
 pub use transfer::Copied;
 pub use users::User;
@@ -362,6 +366,139 @@ impl Store {
     /// The whole audit log, oldest first.
     pub fn audit_log(&self) -> Result<Vec<AuditRecord>, StoreError> {
         dispatch!(self.audit_log())
+    }
+
+    // Users, continued (db/users.rs, db/pg/ops.rs).
+
+    /// Sets a new password hash for `username`; with `bump`, also bumps the user's
+    /// session_version, so every token issued before is rejected. Returns the
+    /// session_version after the change; `NotFound` for an unknown username. One
+    /// transaction with its audit entry.
+    pub fn set_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+        bump: bool,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<i64, StoreError> {
+        dispatch!(self.set_password(username, password_hash, bump, now, audit))
+    }
+
+    /// Removes the user and (by `ON DELETE CASCADE`) every token and refresh family of
+    /// theirs. The audit log keeps their history. Returns the removed user; `NotFound`
+    /// if unknown. One transaction with its audit entry.
+    pub fn delete_user(
+        &self,
+        username: &str,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<User, StoreError> {
+        dispatch!(self.delete_user(username, now, audit))
+    }
+
+    // Signing keys (db/keys.rs, db/pg/ops.rs).
+
+    /// Stores `key` as the active key unless there is one already (a concurrent first
+    /// start included, on any replica: the UNIQUE slot lets exactly one in). True if
+    /// this one went in.
+    pub fn insert_first_key(&self, key: &NewKey<'_>, now: i64) -> Result<bool, StoreError> {
+        dispatch!(self.insert_first_key(key, now))
+    }
+
+    /// The active key, if any.
+    pub fn active_key(&self) -> Result<Option<ActiveKey>, StoreError> {
+        dispatch!(self.active_key())
+    }
+
+    /// Raises the active key's `signed_until` to `until`, only while it is still the
+    /// active key. False when it was rotated away: the caller signs with the new one.
+    pub fn extend_key_use(&self, kid: &str, until: i64) -> Result<bool, StoreError> {
+        dispatch!(self.extend_key_use(kid, until))
+    }
+
+    /// The public key named `kid`, until it is dropped.
+    pub fn public_key(&self, kid: &str) -> Result<Option<String>, StoreError> {
+        dispatch!(self.public_key(kid))
+    }
+
+    /// The served keys: the active one first, then retiring ones, newest first.
+    pub fn list_keys(&self, now: i64) -> Result<Vec<PublicKeyInfo>, StoreError> {
+        dispatch!(self.list_keys(now))
+    }
+
+    /// Makes `key` the active key; the previous one starts retiring, and retiring keys
+    /// whose tokens have all expired are dropped. One transaction, audited.
+    pub fn rotate_key(
+        &self,
+        key: &NewKey<'_>,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.rotate_key(key, now, audit))
+    }
+
+    /// Drops retiring keys whose tokens have all expired (the purge thread).
+    pub fn drop_retired_keys(&self, now: i64) -> Result<usize, StoreError> {
+        dispatch!(self.drop_retired_keys(now))
+    }
+
+    // Refresh families and tokens (db/refresh.rs, db/pg/ops.rs).
+
+    /// Starts a family for the user with its first refresh token; the family lives
+    /// `lifetime_ms`, each token `first.window_ms` within it. The family takes the
+    /// user's session_version in the same statement. `NotFound` for an unknown user.
+    pub fn start_refresh_family(
+        &self,
+        family_id: &str,
+        user_id: &str,
+        first: &NewRefresh<'_>,
+        lifetime_ms: i64,
+    ) -> Result<Family, StoreError> {
+        dispatch!(self.start_refresh_family(family_id, user_id, first, lifetime_ms))
+    }
+
+    /// Spends the refresh token `old` and stores `next` in its family, if `old` is live
+    /// and unspent and its family live: one guarded UPDATE (`spent_at IS NULL`), so of
+    /// concurrent refreshes exactly one wins. A spent `old` revokes the family, audited
+    /// with the entry `reuse_audit` makes of the owner's username, in the same
+    /// transaction.
+    pub fn rotate_refresh(
+        &self,
+        old: &TokenHash,
+        next: &NewRefresh<'_>,
+        reuse_audit: &dyn Fn(&str) -> AuditEntry,
+    ) -> Result<Rotation, StoreError> {
+        dispatch!(self.rotate_refresh(old, next, reuse_audit))
+    }
+
+    /// Revokes the family of the refresh token `hash` (RFC 7009, `admin revoke`).
+    /// `None`: no such token; `Some(false)`: already revoked.
+    pub fn revoke_refresh_family(
+        &self,
+        hash: &TokenHash,
+        now: i64,
+        audit: Option<&AuditEntry>,
+    ) -> Result<Option<bool>, StoreError> {
+        dispatch!(self.revoke_refresh_family(hash, now, audit))
+    }
+
+    /// What an access token's `sid` names, if it belongs to user `sub`.
+    pub fn access_parent(&self, sid: &str, sub: &str) -> Result<Option<Parent>, StoreError> {
+        dispatch!(self.access_parent(sid, sub))
+    }
+
+    /// Revokes the session or refresh family an access token came from (logout with
+    /// an access token). True if this call revoked it.
+    pub fn revoke_parent(&self, sid: &str, now: i64) -> Result<bool, StoreError> {
+        dispatch!(self.revoke_parent(sid, now))
+    }
+
+    /// Deletes up to `batch` families that ended before `cutoff` (with their tokens),
+    /// and up to `batch` refresh tokens expired before it. Spent tokens of live
+    /// families are kept: they are how reuse is detected. Safe on every replica.
+    pub fn purge_refresh(&self, cutoff: i64, batch: i64) -> Result<usize, StoreError> {
+        dispatch!(self.purge_refresh(cutoff, batch))
     }
 }
 

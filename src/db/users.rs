@@ -1,4 +1,5 @@
-//! Users: creation, lookup by username, listing, and the break-glass version bump.
+//! Users: creation, lookup by username, listing, the break-glass version bump, new
+//! passwords and removal.
 
 use rusqlite::{params, TransactionBehavior};
 
@@ -113,6 +114,88 @@ impl Sqlite {
         )?;
         tx.commit().map_err(sql_err)?;
         Ok(version)
+    }
+}
+
+impl Sqlite {
+    /// Sets a new password hash for `username`; with `bump`, also bumps the user's
+    /// session_version, so every token issued before is rejected. Returns the
+    /// session_version after the change; `NotFound` for an unknown username.
+    pub(crate) fn set_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+        bump: bool,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<i64, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_err)?;
+        let version = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "UPDATE users SET password_hash = ?2, session_version = session_version + ?3
+                     WHERE username = ?1 RETURNING session_version",
+                )
+                .map_err(sql_err)?;
+            first_row(
+                &mut stmt,
+                params![username, password_hash, i64::from(bump)],
+                |r| r.get::<_, i64>(0),
+            )?
+            .ok_or(StoreError::NotFound)?
+        };
+        let detail = if bump {
+            format!("session_version={version}")
+        } else {
+            "sessions kept".to_string()
+        };
+        record(
+            &tx,
+            now,
+            &AuditEntry {
+                detail,
+                ..audit.clone()
+            },
+        )?;
+        tx.commit().map_err(sql_err)?;
+        Ok(version)
+    }
+
+    /// Removes the user and (by `ON DELETE CASCADE`) every token of theirs, so each
+    /// reads `unknown` from then on. The audit log keeps their history: it names users,
+    /// it does not reference them. Returns the removed user; `NotFound` if unknown.
+    pub(crate) fn delete_user(
+        &self,
+        username: &str,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<User, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_err)?;
+        let user = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "DELETE FROM users WHERE username = ?1
+                     RETURNING id, username, session_version, created_at",
+                )
+                .map_err(sql_err)?;
+            first_row(&mut stmt, [username], user_from_row)?.ok_or(StoreError::NotFound)?
+        };
+        record(
+            &tx,
+            now,
+            &AuditEntry {
+                detail: format!("id={}", user.id),
+                ..audit.clone()
+            },
+        )?;
+        tx.commit().map_err(sql_err)?;
+        Ok(user)
     }
 }
 

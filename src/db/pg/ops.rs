@@ -16,7 +16,7 @@ use crate::db::{
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
 /// The first row of a statement, if any (the statements here match one key).
-fn first<C: GenericClient>(
+pub(super) fn first<C: GenericClient>(
     c: &mut C,
     sql: &str,
     params: Params<'_>,
@@ -26,7 +26,11 @@ fn first<C: GenericClient>(
 
 impl Pg {
     /// The first row of one statement, prepared once per connection.
-    fn one(&self, sql: &'static str, params: Params<'_>) -> Result<Option<Row>, StoreError> {
+    pub(super) fn one(
+        &self,
+        sql: &'static str,
+        params: Params<'_>,
+    ) -> Result<Option<Row>, StoreError> {
         let mut conn = self.conn()?;
         let stmt = conn.prepared(sql)?;
         Ok(conn
@@ -37,11 +41,18 @@ impl Pg {
     }
 }
 
-fn get<'a, T: postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, StoreError> {
+pub(super) fn get<'a, T: postgres::types::FromSql<'a>>(
+    row: &'a Row,
+    i: usize,
+) -> Result<T, StoreError> {
     row.try_get(i).map_err(pg_err)
 }
 
-fn record<C: GenericClient>(c: &mut C, now: i64, entry: &AuditEntry) -> Result<(), StoreError> {
+pub(super) fn record<C: GenericClient>(
+    c: &mut C,
+    now: i64,
+    entry: &AuditEntry,
+) -> Result<(), StoreError> {
     c.execute(
         "INSERT INTO audit (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)",
         &[
@@ -146,6 +157,71 @@ impl Pg {
         )?;
         tx.commit().map_err(pg_err)?;
         Ok(version)
+    }
+
+    pub(crate) fn set_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+        bump: bool,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<i64, StoreError> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction().map_err(pg_err)?;
+        let version: i64 = match first(
+            &mut tx,
+            "UPDATE users SET password_hash = $2, session_version = session_version + $3
+             WHERE username = $1 RETURNING session_version",
+            &[&username, &password_hash, &i64::from(bump)],
+        )? {
+            Some(r) => get(&r, 0)?,
+            None => return Err(StoreError::NotFound),
+        };
+        let detail = if bump {
+            format!("session_version={version}")
+        } else {
+            "sessions kept".to_string()
+        };
+        record(
+            &mut tx,
+            now,
+            &AuditEntry {
+                detail,
+                ..audit.clone()
+            },
+        )?;
+        tx.commit().map_err(pg_err)?;
+        Ok(version)
+    }
+
+    pub(crate) fn delete_user(
+        &self,
+        username: &str,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<User, StoreError> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction().map_err(pg_err)?;
+        let user = match first(
+            &mut tx,
+            "DELETE FROM users WHERE username = $1
+             RETURNING id, username, session_version, created_at",
+            &[&username],
+        )? {
+            Some(r) => user_from_row(&r)?,
+            None => return Err(StoreError::NotFound),
+        };
+        record(
+            &mut tx,
+            now,
+            &AuditEntry {
+                detail: format!("id={}", user.id),
+                ..audit.clone()
+            },
+        )?;
+        tx.commit().map_err(pg_err)?;
+        Ok(user)
     }
 
     pub(crate) fn secret(&self, name: &str, fresh: &[u8; 32]) -> Result<Vec<u8>, StoreError> {
