@@ -564,9 +564,12 @@ fn migrate_to(db: &str, url: &str) -> Outcome {
         )
         .map_err(|e| refused(format!("Nothing was copied to {shown}: {e}.")))?;
     println!(
-        "Copied {} users, {} tokens and {} audit entries from {} to {shown}. Point every serve at it with --db/APPLIANCE_DB.",
+        "Copied {} users, {} tokens, {} refresh families ({} refresh tokens), {} signing keys and {} audit entries from {} to {shown}. Point every serve at it with --db/APPLIANCE_DB.",
         copied.users,
         copied.tokens,
+        copied.refresh_families,
+        copied.refresh_tokens,
+        copied.keys,
         copied.audit,
         text::escape(db)
     );

@@ -731,6 +731,39 @@ fn postgres_database_newer_than_the_binary_is_refused_untouched() {
     assert_eq!(v, 99);
 }
 
+#[test]
+fn postgres_version_1_database_upgrades_keeping_its_rows() {
+    let Some(db) = super::testing::pg_db() else {
+        return;
+    };
+    let mut c = ::postgres::Client::connect(&db.url, ::postgres::NoTls).unwrap();
+    c.batch_execute(include_str!("../../schema.postgres.sql"))
+        .unwrap();
+    c.batch_execute(
+        "CREATE TABLE schema_version (version BIGINT NOT NULL);
+         INSERT INTO schema_version VALUES (1);
+         INSERT INTO users (id, username, password_hash, created_at) VALUES ('u1', 'alice', 'phc', 0);",
+    )
+    .unwrap();
+    let s = Store::open(&db.url, 1).unwrap();
+    assert_eq!(s.count_users().unwrap(), 1);
+    let k = (
+        "k4.pid.1".to_string(),
+        "k4.public.1".to_string(),
+        vec![1u8; 64],
+    );
+    assert!(s.insert_first_key(&new(&k), 0).unwrap());
+    let h = hash("apr_first");
+    s.start_refresh_family("fam_1", "u1", &next(&h, 0), DAY)
+        .unwrap();
+    let v: i64 = c
+        .query_one("SELECT version FROM schema_version", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(v, pg::LATEST);
+    assert_eq!(pg::LATEST, 2);
+}
+
 fn assert_too_new(opened: Result<Store, StoreError>, latest: i64) {
     match opened {
         Err(StoreError::TooNew {
