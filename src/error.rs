@@ -238,6 +238,9 @@ mod tests {
                 None,
                 None,
                 None,
+                None,
+                None,
+                None,
                 Some(3),
                 None,
                 Some(2)
