@@ -717,3 +717,29 @@ fn throttling_counts_failures_across_replicas() {
         assert_eq!(r.status, 429, "{}", r.text);
     }
 }
+
+#[test]
+fn an_unreadable_password_file_is_named_and_nothing_is_tried() {
+    let out = run_with(
+        appliance()
+            .env(
+                "APPLIANCE_DB_PASSWORD_FILE",
+                "/nonexistent/appliance-db-password",
+            )
+            .args([
+                "admin",
+                "user",
+                "list",
+                "--db",
+                "postgres://app@127.0.0.1:1/appliance",
+            ]),
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("/nonexistent/appliance-db-password")
+            && err.contains("APPLIANCE_DB_PASSWORD_FILE"),
+        "{err}"
+    );
+}
