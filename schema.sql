@@ -1,6 +1,5 @@
--- The schema of appliance at user_version 1, compiled into the binary and applied on
--- first start by db/migrate.rs; later steps (login_failures) are in migrate.rs.
--- Instants are integer Unix milliseconds.
+-- The whole schema of appliance (user_version 3), compiled into the binary and applied
+-- on first start by db/migrate.rs. Instants are integer Unix milliseconds.
 
 CREATE TABLE users (
     id              TEXT PRIMARY KEY,
@@ -45,3 +44,55 @@ CREATE TABLE secrets (
     name    TEXT PRIMARY KEY,
     value   BLOB NOT NULL
 ) WITHOUT ROWID;
+
+-- Ed25519 keys that sign access tokens (PASETO v4.public). `slot` is 'active' for the
+-- one key that signs (UNIQUE: at most one) and NULL for retiring keys, which are still
+-- served until `signed_until` (no token they signed expires later), then dropped.
+CREATE TABLE signing_keys (
+    kid           TEXT PRIMARY KEY,         -- PASERK id, k4.pid.…
+    public_key    TEXT NOT NULL,            -- PASERK, k4.public.…
+    secret_key    BLOB NOT NULL,            -- Ed25519 seed || public key (64 bytes)
+    slot          TEXT UNIQUE CHECK (slot = 'active'),
+    created_at    INTEGER NOT NULL,
+    retired_at    INTEGER,
+    signed_until  INTEGER NOT NULL
+);
+
+-- A refresh family: the chain of refresh tokens grown from one password grant. Its id
+-- is the `sid` of the access tokens it mints; revoking it ends every token in it.
+CREATE TABLE refresh_families (
+    id              TEXT PRIMARY KEY,
+    user_id         TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    session_version INTEGER NOT NULL,       -- the user's version when the family began
+    created_at      INTEGER NOT NULL,
+    expires_at      INTEGER NOT NULL,       -- created_at + --session-lifetime
+    revoked_at      INTEGER
+);
+
+CREATE INDEX refresh_families_by_user ON refresh_families (user_id);
+
+-- Refresh tokens (apr_…), by sha256 like the others. Each is spent by the one refresh
+-- that rotates it; presenting a spent one revokes its family.
+CREATE TABLE refresh_tokens (
+    token_hash  BLOB PRIMARY KEY,
+    family_id   TEXT NOT NULL REFERENCES refresh_families(id) ON DELETE CASCADE,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,           -- min(issue + --session-window, family expiry)
+    spent_at    INTEGER
+) WITHOUT ROWID;
+
+CREATE INDEX refresh_tokens_by_family ON refresh_tokens (family_id);
+CREATE INDEX refresh_tokens_by_expiry ON refresh_tokens (expires_at);
+
+-- Login attempts, for the throttle shared by every process on one database (serve on
+-- PostgreSQL uses it; SQLite has it so one conformance suite covers both). A failure
+-- keeps its row for the 5-minute window; a success gives it back.
+CREATE TABLE login_attempts (
+    id       INTEGER PRIMARY KEY,   -- the reservation
+    user_key TEXT NOT NULL,         -- the username as counted
+    addr_key TEXT NOT NULL,         -- the client address
+    at       INTEGER NOT NULL
+);
+
+CREATE INDEX login_attempts_by_user ON login_attempts (user_key, at);
+CREATE INDEX login_attempts_by_addr ON login_attempts (addr_key, at);

@@ -1,9 +1,13 @@
 //! `appliance admin …`: direct operations on the database file, safe while `serve`
 //! runs (SQLite WAL and a busy timeout serialise the writers). Each change is audited
 //! with the actor `cli:<OS user>`.
+//!
+//! Only `user add` creates a missing database (and says so): any other command pointed
+//! at a mistyped path must not act on a new empty file, where a revocation would
+//! "succeed" while the real token keeps working.
 
 use std::io::{BufRead, IsTerminal};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
@@ -12,7 +16,8 @@ use crate::auth::password::{hash_password, MIN_PASSWORD_LEN};
 use crate::auth::token::{self, Kind};
 use crate::auth::valid_username;
 use crate::cli::{
-    AdminCommand, RevokeArgs, SeedArgs, TokenCommand, TokenCreateArgs, UserAddArgs, UserCommand,
+    AdminCommand, KeysCommand, RevokeArgs, SeedArgs, TokenCommand, TokenCreateArgs, UserAddArgs,
+    UserCommand, UserDeleteArgs, UserPasswdArgs,
 };
 use crate::clock::{rfc3339, Clock, SystemClock};
 use crate::config::parse_duration;
@@ -46,12 +51,24 @@ pub fn run(command: AdminCommand) -> u8 {
         } => user_add(&a),
         AdminCommand::User {
             command: UserCommand::List(a),
-        } => open(&a.db.db).and_then(|s| user_list(&s, a.json)),
+        } => open_existing(&a.db.db).and_then(|s| user_list(&s, a.json)),
+        AdminCommand::User {
+            command: UserCommand::Passwd(a),
+        } => user_passwd(&a),
+        AdminCommand::User {
+            command: UserCommand::Delete(a),
+        } => user_delete(&a),
         AdminCommand::Token {
             command: TokenCommand::Create(a),
         } => token_create(&a),
         AdminCommand::Revoke(a) => revoke(&a),
-        AdminCommand::Audit(a) => open(&a.db.db).and_then(|s| audit(&s, a.json)),
+        AdminCommand::Keys {
+            command: KeysCommand::List(a),
+        } => open_existing(&a.db.db).and_then(|s| keys_list(&s, a.json)),
+        AdminCommand::Keys {
+            command: KeysCommand::Rotate(a),
+        } => open_existing(&a.db.db).and_then(|s| keys_rotate(&s)),
+        AdminCommand::Audit(a) => open_existing(&a.db.db).and_then(|s| audit(&s, a.json)),
         AdminCommand::Backup(a) => backup(&a.db.db, &a.path),
         AdminCommand::MigrateTo(a) => migrate_to(&a.db.db, &a.url),
         AdminCommand::Seed(a) => seed(&a),
@@ -63,6 +80,42 @@ pub fn run(command: AdminCommand) -> u8 {
             code
         }
     }
+}
+
+/// `path` made absolute (not resolving links), for messages a user can act on from
+/// any directory.
+pub fn absolute(path: &str) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path))
+}
+
+/// A database URL rather than a file path (a file check does not apply to it).
+pub fn is_url(path: &str) -> bool {
+    path.contains("://")
+}
+
+/// `s` quoted for a POSIX shell when it needs it, so a printed command pastes as is.
+pub fn shell_word(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:,@=%".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Opens the database of an admin command that must not create one: a missing file
+/// is refused, naming its absolute path and how to make one.
+pub fn open_existing(path: &str) -> Result<Store, Refusal> {
+    if !is_url(path) && !Path::new(path).exists() {
+        let abs = absolute(path);
+        return Err(refused(format!(
+            "No database at {shown}: nothing was changed. Check --db (or APPLIANCE_DB); \
+             `appliance admin user add --db {quoted} USERNAME` creates one with its first user.",
+            shown = text::escape(&abs.display().to_string()),
+            quoted = shell_word(&abs.display().to_string())
+        )));
+    }
+    open(path)
 }
 
 /// Opens (creating and migrating if needed) the database for an admin command.
@@ -108,7 +161,11 @@ fn existing_user(store: &Store, username: &str) -> Result<User, Refusal> {
     store
         .user_by_username(username)
         .map_err(store_refusal)?
-        .ok_or_else(|| refused(format!("No user named '{}'.", text::escape(username))))
+        .ok_or_else(|| no_such_user(username))
+}
+
+fn no_such_user(username: &str) -> Refusal {
+    refused(format!("No user named '{}'.", text::escape(username)))
 }
 
 fn entry(action: &'static str, target: &str, detail: String) -> AuditEntry {
@@ -118,6 +175,37 @@ fn entry(action: &'static str, target: &str, detail: String) -> AuditEntry {
         target: target.to_string(),
         detail,
     }
+}
+
+/// Reads a new password: one line of stdin with `--password-stdin` (or when stdin is
+/// not a terminal), else a no-echo prompt asked twice. Refuses (exit 2) an empty one,
+/// a mismatch and a short one, each with its own sentence. `command` (`user add alice`)
+/// completes the example of the empty-stdin sentence.
+fn new_password(from_stdin: bool, command: &str) -> Result<String, Refusal> {
+    let prompting = !from_stdin && std::io::stdin().is_terminal();
+    let password = read_secret(from_stdin, "Password: ").map_err(usage)?;
+    if password.is_empty() {
+        return Err(usage(if prompting {
+            "No password was typed; nothing was changed.".to_string()
+        } else {
+            format!(
+                "Standard input held no password; nothing was changed. Pass it as one line: \
+                 printf '%s\\n' \"$PASSWORD\" | appliance admin {command} --password-stdin"
+            )
+        }));
+    }
+    if prompting {
+        let again = read_secret(false, "Repeat the password: ").map_err(usage)?;
+        if again != password {
+            return Err(usage("The two passwords differ; nothing was changed."));
+        }
+    }
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(usage(format!(
+            "The password must be at least {MIN_PASSWORD_LEN} characters."
+        )));
+    }
+    Ok(password)
 }
 
 /// Reads a secret: one line of stdin, or a no-echo prompt.
@@ -141,13 +229,15 @@ fn user_add(a: &UserAddArgs) -> Outcome {
             text::escape(&a.username)
         )));
     }
-    let password = read_secret(a.password_stdin, "Password: ").map_err(usage)?;
-    if password.chars().count() < MIN_PASSWORD_LEN {
-        return Err(usage(format!(
-            "The password must be at least {MIN_PASSWORD_LEN} characters."
-        )));
-    }
+    let password = new_password(a.password_stdin, &format!("user add {}", a.username))?;
+    let created = !is_url(&a.db.db) && !Path::new(&a.db.db).exists();
     let store = open(&a.db.db)?;
+    if created {
+        eprintln!(
+            "Created a new database at {}.",
+            text::escape(&absolute(&a.db.db).display().to_string())
+        );
+    }
     let phc = hash_password(&password).map_err(refused)?;
     let id =
         token::random_id("usr_").map_err(|e| refused(format!("OS random source failed: {e}.")))?;
@@ -167,6 +257,56 @@ fn user_add(a: &UserAddArgs) -> Outcome {
             "A user named '{}' already exists.",
             a.username
         ))),
+        Err(e) => Err(store_refusal(e)),
+    }
+}
+
+fn user_passwd(a: &UserPasswdArgs) -> Outcome {
+    let store = open_existing(&a.db.db)?;
+    existing_user(&store, &a.username)?;
+    let password = new_password(a.password_stdin, &format!("user passwd {}", a.username))?;
+    let phc = hash_password(&password).map_err(refused)?;
+    let bump = !a.keep_sessions;
+    let version = match store.set_password(
+        &a.username,
+        &phc,
+        bump,
+        SystemClock.now_ms(),
+        &entry("user.passwd", &a.username, String::new()),
+    ) {
+        Ok(v) => v,
+        Err(StoreError::NotFound) => return Err(no_such_user(&a.username)),
+        Err(e) => return Err(store_refusal(e)),
+    };
+    if bump {
+        println!(
+            "Password of '{}' changed; every token issued before is rejected (session_version {version}).",
+            a.username
+        );
+    } else {
+        println!(
+            "Password of '{}' changed; their sessions and PATs keep working.",
+            a.username
+        );
+    }
+    Ok(())
+}
+
+fn user_delete(a: &UserDeleteArgs) -> Outcome {
+    let store = open_existing(&a.db.db)?;
+    match store.delete_user(
+        &a.username,
+        SystemClock.now_ms(),
+        &entry("user.delete", &a.username, String::new()),
+    ) {
+        Ok(user) => {
+            println!(
+                "User '{}' ({}) deleted; every token of theirs is rejected.",
+                user.username, user.id
+            );
+            Ok(())
+        }
+        Err(StoreError::NotFound) => Err(no_such_user(&a.username)),
         Err(e) => Err(store_refusal(e)),
     }
 }
@@ -225,7 +365,7 @@ fn token_create(a: &TokenCreateArgs) -> Outcome {
             )
         }
     };
-    let store = open(&a.db.db)?;
+    let store = open_existing(&a.db.db)?;
     let user = existing_user(&store, &a.user)?;
     let now = SystemClock.now_ms();
     let audit = entry(
@@ -248,7 +388,7 @@ fn token_create(a: &TokenCreateArgs) -> Outcome {
 }
 
 fn revoke(a: &RevokeArgs) -> Outcome {
-    let store = open(&a.db.db)?;
+    let store = open_existing(&a.db.db)?;
     let now = SystemClock.now_ms();
     if let Some(username) = &a.user {
         let user = existing_user(&store, username)?;
@@ -270,10 +410,33 @@ fn revoke(a: &RevokeArgs) -> Outcome {
         Some(t) => t.to_string(),
         None => return Err(usage("Give --token TOKEN or --user USERNAME.")),
     };
-    if token::kind_of(&presented).is_none() {
-        return Err(refused(
-            "That is not an appliance token (aps_… or apt_…); nothing was revoked.",
-        ));
+    match token::kind_of(&presented) {
+        None | Some(Kind::Access) => {
+            return Err(refused(
+                "That is not an appliance token (aps_…, apt_… or apr_…); nothing was revoked.",
+            ))
+        }
+        Some(Kind::Refresh) => {
+            return match store
+                .revoke_refresh_family(
+                    &token::hash(&presented),
+                    now,
+                    Some(&entry("refresh.revoke", "", String::new())),
+                )
+                .map_err(store_refusal)?
+            {
+                Some(true) => {
+                    println!("Refresh token revoked, with every token of its family.");
+                    Ok(())
+                }
+                Some(false) => {
+                    println!("Refresh token was already revoked.");
+                    Ok(())
+                }
+                None => Err(refused("No such token; nothing was revoked.")),
+            };
+        }
+        Some(_) => {}
     }
     match store
         .revoke_token(
@@ -293,6 +456,41 @@ fn revoke(a: &RevokeArgs) -> Outcome {
         }
         RevokeOutcome::NotFound => Err(refused("No such token; nothing was revoked.")),
     }
+}
+
+fn keys_list(store: &Store, as_json: bool) -> Outcome {
+    let keys = store
+        .list_keys(SystemClock.now_ms())
+        .map_err(store_refusal)?;
+    let status = |active: bool| if active { "active" } else { "retiring" };
+    if as_json {
+        let list: Vec<_> = keys
+            .iter()
+            .map(|k| json!({ "kid": k.kid, "public_key": k.public_key, "status": status(k.active), "created_at": rfc3339(k.created_at) }))
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+    } else {
+        for k in keys {
+            println!(
+                "{}  {:<8}  {}",
+                rfc3339(k.created_at),
+                status(k.active),
+                k.kid
+            );
+        }
+    }
+    Ok(())
+}
+
+fn keys_rotate(store: &Store) -> Outcome {
+    let kid = crate::app::oauth::rotate_signing_key(
+        store,
+        SystemClock.now_ms(),
+        &entry("keys.rotate", "", String::new()),
+    )
+    .map_err(|e| refused(format!("Key rotation failed: {e}.")))?;
+    println!("New active signing key {kid}; the previous one is served as retiring until its tokens expire.");
+    Ok(())
 }
 
 fn audit(store: &Store, as_json: bool) -> Outcome {
@@ -328,7 +526,7 @@ fn backup(db: &str, dest: &str) -> Outcome {
             "admin backup copies a SQLite file; back up a PostgreSQL database with pg_dump (for example: pg_dump -Fc -f appliance.dump DBNAME).",
         ));
     }
-    let store = open(db)?;
+    let store = open_existing(db)?;
     let dest_path = Path::new(dest);
     let shown = text::escape(dest);
     let mut out = files::create_new_private(dest_path).map_err(|e| match e.kind() {
@@ -394,7 +592,7 @@ fn copy_backup(store: &Store, dest: &Path, out: &mut std::fs::File) -> Result<()
 
 /// Not audited: a benchmark fixture, hidden from `--help`.
 fn seed(a: &SeedArgs) -> Outcome {
-    let store = open(&a.db.db)?;
+    let store = open_existing(&a.db.db)?;
     let user = existing_user(&store, &a.user)?;
     let now = SystemClock.now_ms();
     let window = std::env::var("APPLIANCE_SESSION_WINDOW")
@@ -408,4 +606,17 @@ fn seed(a: &SeedArgs) -> Outcome {
         println!("{t}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_word;
+
+    #[test]
+    fn printed_paths_paste_into_a_shell() {
+        assert_eq!(shell_word("/srv/app/appliance.db"), "/srv/app/appliance.db");
+        assert_eq!(shell_word("/my dir/a.db"), "'/my dir/a.db'");
+        assert_eq!(shell_word("/it's/a.db"), r"'/it'\''s/a.db'");
+        assert_eq!(shell_word(""), "''");
+    }
 }

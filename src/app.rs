@@ -1,6 +1,9 @@
 //! The commands of the server: authenticate (with sliding), log in, issue, renew and
 //! revoke tokens. Handlers parse input and call these; these decide by `now` from the
-//! clock and speak to storage in domain terms.
+//! clock and speak to storage in domain terms. Signed access tokens and the OAuth
+//! grants are in `app/oauth.rs`.
+
+pub mod oauth;
 
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -72,6 +75,9 @@ pub struct Principal {
     pub hash: TokenHash,
     /// The stored, enforced expiry after any sliding (None: never expires).
     pub expires_at: Option<i64>,
+    /// For a signed access token: the kind of the session, PAT or refresh family it
+    /// came from.
+    pub parent: Option<Kind>,
 }
 
 impl Principal {
@@ -109,7 +115,12 @@ impl App {
 
     /// Checks a presented token: shape, stored hash (constant-time), revocation,
     /// break-glass version, expiry. A live session slides when asked to.
+    /// A signed access token is refused here (403 when valid); `authenticate_any`
+    /// accepts one.
     pub fn authenticate(&self, presented: &str, slide: Slide) -> Result<Principal, Error> {
+        if crate::auth::access::looks_like(presented) {
+            return Err(self.refuse_access(presented));
+        }
         let now = self.now();
         let (record, hash) = self.live_token(presented, now)?;
         let mut expires_at = record.expires_at;
@@ -125,12 +136,13 @@ impl App {
                     self.store.touch_token(&hash, now, TOUCH_EVERY_MS)?;
                 }
             }
-            Kind::Session => {}
+            Kind::Session | Kind::Refresh | Kind::Access => {}
         }
         Ok(Principal {
             record,
             hash,
             expires_at,
+            parent: None,
         })
     }
 
@@ -183,15 +195,16 @@ impl App {
         }
     }
 
-    /// Password login. Unknown users (any shape) cost one dummy hash and get the same
-    /// answer as a wrong password. The attempt is reserved with the throttle before the
-    /// password is hashed, so concurrent attempts cannot overrun the limit.
-    pub fn login(
+    /// The throttled, pooled password check shared by every password login (API, form,
+    /// OAuth password grant). Unknown users (any shape) cost one dummy hash and get the
+    /// same answer as a wrong password. The attempt is reserved with the throttle before
+    /// the password is hashed, so concurrent attempts cannot overrun the limit.
+    pub fn check_password(
         &self,
         username: &str,
         password: &str,
         addr: IpAddr,
-    ) -> Result<(Issued, User), Error> {
+    ) -> Result<User, Error> {
         let reservation = self
             .throttle
             .reserve(username, addr, self.now())
@@ -202,7 +215,7 @@ impl App {
                 }
                 Refused::Unavailable(detail) => Error::Unavailable(detail),
             })?;
-        let checked = self.check_password(username, password);
+        let checked = self.verify_password(username, password);
         let outcome = match &checked {
             Ok(Some(_)) => Outcome::Success,
             Ok(None) => Outcome::Failure,
@@ -213,6 +226,18 @@ impl App {
             self.metrics.login_failures.fetch_add(1, Relaxed);
             return Err(Error::InvalidCredentials);
         };
+        Ok(user)
+    }
+
+    /// Password login. Unknown users (any shape) cost one dummy hash and get the same
+    /// answer as a wrong password.
+    pub fn login(
+        &self,
+        username: &str,
+        password: &str,
+        addr: IpAddr,
+    ) -> Result<(Issued, User), Error> {
+        let user = self.check_password(username, password, addr)?;
         let now = self.now();
         let expires_at = now
             + self
@@ -234,7 +259,7 @@ impl App {
 
     /// The user whose password this is (None: wrong password or unknown user), or why
     /// the password could not be checked.
-    fn check_password(&self, username: &str, password: &str) -> Result<Option<User>, Error> {
+    fn verify_password(&self, username: &str, password: &str) -> Result<Option<User>, Error> {
         let found = if valid_username(username) {
             self.store.user_for_login(username)?
         } else {
@@ -395,17 +420,19 @@ mod tests {
     use crate::clock::FixedClock;
     use clap::Parser;
 
-    const T0: i64 = 1_800_000_000_000;
-    const S: i64 = 1_000;
+    pub(super) const T0: i64 = 1_800_000_000_000;
+    pub(super) const S: i64 = 1_000;
     const DAY: i64 = DAY_MS;
 
-    struct Fixture {
-        app: App,
-        clock: Arc<FixedClock>,
+    pub(super) struct Fixture {
+        pub(super) app: App,
+        pub(super) clock: Arc<FixedClock>,
         _dir: tempfile::TempDir,
     }
 
-    fn fixture(flags: &[&str]) -> Fixture {
+    /// An app on a fresh database with the user `alice` (password `password1`), the
+    /// given `serve` flags, and a fixed clock at `T0`.
+    pub(super) fn fixture(flags: &[&str]) -> Fixture {
         let mut argv = vec!["appliance", "serve"];
         argv.extend_from_slice(flags);
         let Command::Serve(args) = Cli::parse_from(argv).command else {
@@ -443,7 +470,7 @@ mod tests {
         }
     }
 
-    const ADDR: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    pub(super) const ADDR: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
     #[test]
     fn each_use_slides_the_session_to_now_plus_the_window() {

@@ -29,6 +29,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Login(args) => client::commands::login(&args),
         Command::Logout => client::commands::logout(),
         Command::Whoami => client::commands::whoami(),
+        Command::Token => client::commands::token(),
         Command::Agent(args) => client::commands::agent(&args),
     }
 }

@@ -11,7 +11,7 @@ use crate::auth::password::PasswordPool;
 use crate::auth::shared_throttle::DbThrottle;
 use crate::auth::throttle::{MemoryThrottle, Throttle};
 use crate::cli::ServeArgs;
-use crate::clock::SystemClock;
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::db::{redact, Store, StoreError};
 use crate::error::exit;
@@ -25,7 +25,7 @@ const PURGE_BATCH: i64 = 500;
 const START_RETRY: Duration = Duration::from_secs(30);
 
 pub fn run(args: &ServeArgs) -> u8 {
-    let config = match Config::from_args(args) {
+    let mut config = match Config::from_args(args) {
         Ok(c) => c,
         Err(msg) => {
             eprintln!("{msg}");
@@ -35,6 +35,7 @@ pub fn run(args: &ServeArgs) -> u8 {
     log::set_format(config.log_format);
     // Printed instead of the target: a PostgreSQL URL's password never is.
     let shown = text::escape(&redact(&config.db)).to_string();
+    let created = !crate::admin::is_url(&config.db) && !Path::new(&config.db).exists();
     let store = match open_retrying(&config.db, config.db_pool_size) {
         Ok(s) => s,
         Err(e @ StoreError::TooNew { .. }) => {
@@ -51,10 +52,23 @@ pub fn run(args: &ServeArgs) -> u8 {
             log::event(Level::Warn, &warning);
         }
     }
+    // A database URL may carry a password: it is never printed, not even in a hint.
+    let db = if crate::admin::is_url(&config.db) {
+        "DATABASE_URL".to_string()
+    } else {
+        crate::admin::absolute(&config.db).display().to_string()
+    };
+    if created {
+        log::event(Level::Info, &format!("Created a new database at {db}."));
+    }
     if store.count_users().unwrap_or(1) == 0 {
         log::event(
             Level::Info,
-            &format!("No users yet. Add the first one with: appliance admin user add --db {shown} USERNAME"),
+            &format!(
+                "No users yet. Add the first one in another terminal (it asks for a password): {} admin user add --db {} alice",
+                crate::admin::shell_word(&this_program()),
+                crate::admin::shell_word(&db)
+            ),
         );
     }
     // Logins waiting for a hashing thread are bounded (see Config), so a login storm
@@ -73,6 +87,11 @@ pub fn run(args: &ServeArgs) -> u8 {
             return exit::REFUSED;
         }
     };
+    // The first signing key is made on first start (once, whoever races us).
+    if let Err(e) = crate::app::oauth::ensure_signing_key(&store, SystemClock.now_ms()) {
+        eprintln!("Cannot make the signing key in {}: {e}.", config.db);
+        return exit::REFUSED;
+    }
     let listener = match crate::http::bind(
         &config.listen,
         Duration::from_millis(config.client_timeout_ms as u64),
@@ -83,6 +102,11 @@ pub fn run(args: &ServeArgs) -> u8 {
             return exit::REFUSED;
         }
     };
+    if !config.issuer_given {
+        if let Ok(addr) = listener.local_addr() {
+            config.issuer = format!("http://{addr}");
+        }
+    }
     let app = Arc::new(App {
         throttle: throttle_for(
             &store,
@@ -154,6 +178,24 @@ fn start_checkpoint(store: Store) {
     }
 }
 
+/// How to run this binary from any directory: `appliance` when that name on PATH is
+/// this very file, else its absolute path (after `cargo run` it is not on PATH).
+fn this_program() -> String {
+    let Ok(me) = std::env::current_exe() else {
+        return "appliance".to_string();
+    };
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("appliance"))
+            .find(|p| p.is_file())
+    });
+    let same = |p: &Path| std::fs::canonicalize(p).ok() == std::fs::canonicalize(&me).ok();
+    match on_path {
+        Some(p) if same(&p) => "appliance".to_string(),
+        _ => me.display().to_string(),
+    }
+}
+
 /// Deletes rows of tokens that stopped working more than `--purge-after` ago, in
 /// small batches, on its own thread: requests never wait for it.
 fn start_purge(app: Arc<App>) {
@@ -172,6 +214,15 @@ fn start_purge(app: Arc<App>) {
                 }
             }
             let cutoff = now - app.config.purge_after_ms;
+            if let Err(e) = app.store.drop_retired_keys(now) {
+                eprintln!("WARN dropping retired signing keys failed, will retry: {e}");
+            }
+            while let Ok(n) = app.store.purge_refresh(cutoff, PURGE_BATCH) {
+                if (n as i64) < PURGE_BATCH {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
             loop {
                 match app.store.purge_tokens(cutoff, PURGE_BATCH) {
                     Ok(n) => {

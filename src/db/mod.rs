@@ -12,8 +12,10 @@
 pub mod audit;
 #[cfg(test)]
 mod conformance;
+pub mod keys;
 mod migrate;
 mod pg;
+pub mod refresh;
 pub mod tokens;
 mod transfer;
 pub mod users;
@@ -27,8 +29,10 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{ErrorCode, Params, Row, Statement};
 
 pub use audit::{AuditEntry, AuditRecord};
+pub use keys::{ActiveKey, NewKey, PublicKeyInfo};
 pub use migrate::LATEST as SCHEMA_VERSION;
 pub use pg::redact;
+pub use refresh::{Family, NewRefresh, Parent, Rotation};
 pub use tokens::{NewToken, PatSummary, RevokeOutcome, TokenRecord};
 pub use transfer::Copied;
 pub use users::User;
@@ -209,6 +213,31 @@ impl Store {
         dispatch!(self.bump_session_version(user_id, now, audit))
     }
 
+    /// Sets a new password hash for `username`; with `bump`, also bumps the user's
+    /// session_version, so every token issued before is rejected. Returns the
+    /// session_version after the change; `NotFound` for an unknown username.
+    pub fn set_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+        bump: bool,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<i64, StoreError> {
+        dispatch!(self.set_password(username, password_hash, bump, now, audit))
+    }
+
+    /// Removes the user and (by `ON DELETE CASCADE`) every token of theirs; the audit
+    /// log keeps their history. Returns the removed user; `NotFound` if unknown.
+    pub fn delete_user(
+        &self,
+        username: &str,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<User, StoreError> {
+        dispatch!(self.delete_user(username, now, audit))
+    }
+
     /// The named 32-byte secret, created at random on first use. Every process on the
     /// database gets the same one (insert-if-absent, then read), so replicas verify
     /// what another one signed.
@@ -329,6 +358,104 @@ impl Store {
     /// Live (unexpired, unrevoked) sessions and PATs, for the metrics gauges.
     pub fn count_live_tokens(&self, now: i64) -> Result<(i64, i64), StoreError> {
         dispatch!(self.count_live_tokens(now))
+    }
+
+    // Signing keys (db/keys.rs, db/pg/oauth.rs).
+
+    /// Stores `key` as the active key unless there is one already (a concurrent first
+    /// start included: the UNIQUE slot lets exactly one in). True if this one went in.
+    pub fn insert_first_key(&self, key: &NewKey<'_>, now: i64) -> Result<bool, StoreError> {
+        dispatch!(self.insert_first_key(key, now))
+    }
+
+    /// The active key, if any.
+    pub fn active_key(&self) -> Result<Option<ActiveKey>, StoreError> {
+        dispatch!(self.active_key())
+    }
+
+    /// Raises the active key's `signed_until` to `until`, only while it is still the
+    /// active key. False when it was rotated away: the caller signs with the new one.
+    pub fn extend_key_use(&self, kid: &str, until: i64) -> Result<bool, StoreError> {
+        dispatch!(self.extend_key_use(kid, until))
+    }
+
+    /// The public key named `kid`, until it is dropped.
+    pub fn public_key(&self, kid: &str) -> Result<Option<String>, StoreError> {
+        dispatch!(self.public_key(kid))
+    }
+
+    /// The served keys: the active one first, then retiring ones, newest first.
+    pub fn list_keys(&self, now: i64) -> Result<Vec<PublicKeyInfo>, StoreError> {
+        dispatch!(self.list_keys(now))
+    }
+
+    /// Makes `key` the active key; the previous one starts retiring, and retiring keys
+    /// whose tokens have all expired are dropped. One transaction, audited.
+    pub fn rotate_key(
+        &self,
+        key: &NewKey<'_>,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.rotate_key(key, now, audit))
+    }
+
+    /// Drops retiring keys whose tokens have all expired (the purge thread).
+    pub fn drop_retired_keys(&self, now: i64) -> Result<usize, StoreError> {
+        dispatch!(self.drop_retired_keys(now))
+    }
+
+    // Refresh families (db/refresh.rs, db/pg/oauth.rs).
+
+    /// Starts a family for the user with its first refresh token; the family takes the
+    /// user's session_version in the same statement.
+    pub fn start_refresh_family(
+        &self,
+        family_id: &str,
+        user_id: &str,
+        first: &NewRefresh<'_>,
+        lifetime_ms: i64,
+    ) -> Result<Family, StoreError> {
+        dispatch!(self.start_refresh_family(family_id, user_id, first, lifetime_ms))
+    }
+
+    /// Spends the refresh token `old` and stores `next` in its family (a guarded
+    /// UPDATE: one of any number of concurrent refreshes wins); a spent `old` revokes
+    /// the family, audited, in the same transaction.
+    pub fn rotate_refresh(
+        &self,
+        old: &TokenHash,
+        next: &NewRefresh<'_>,
+        reuse_audit: &dyn Fn(&str) -> AuditEntry,
+    ) -> Result<Rotation, StoreError> {
+        dispatch!(self.rotate_refresh(old, next, reuse_audit))
+    }
+
+    /// Revokes the family of the refresh token `hash`. `None`: no such token;
+    /// `Some(false)`: already revoked.
+    pub fn revoke_refresh_family(
+        &self,
+        hash: &TokenHash,
+        now: i64,
+        audit: Option<&AuditEntry>,
+    ) -> Result<Option<bool>, StoreError> {
+        dispatch!(self.revoke_refresh_family(hash, now, audit))
+    }
+
+    /// What an access token's `sid` names, if it belongs to user `sub`.
+    pub fn access_parent(&self, sid: &str, sub: &str) -> Result<Option<Parent>, StoreError> {
+        dispatch!(self.access_parent(sid, sub))
+    }
+
+    /// Revokes the session or refresh family an access token came from. True if this
+    /// call revoked it.
+    pub fn revoke_parent(&self, sid: &str, now: i64) -> Result<bool, StoreError> {
+        dispatch!(self.revoke_parent(sid, now))
+    }
+
+    /// Deletes up to `batch` families that ended before `cutoff`, with their tokens.
+    pub fn purge_refresh(&self, cutoff: i64, batch: i64) -> Result<usize, StoreError> {
+        dispatch!(self.purge_refresh(cutoff, batch))
     }
 
     // Login attempts (db/audit.rs, db/pg/ops.rs): the throttle shared by replicas.
@@ -504,4 +631,14 @@ pub(crate) mod testing {
     }
 
     pub use super::pg::testing::{pg_db, pg_store};
+
+    /// Runs `f` on a fresh SQLite store and, when `APPLIANCE_TEST_PG_URL` names a
+    /// server, on a fresh PostgreSQL database: one test, both backends.
+    pub fn on_each_backend(f: impl Fn(&Store)) {
+        let (s, _dir) = store();
+        f(&s);
+        if let Some((s, _db)) = pg_store() {
+            f(&s);
+        }
+    }
 }

@@ -1,4 +1,5 @@
-//! Users: creation, lookup by username, listing, and the break-glass version bump.
+//! Users: creation, lookup by username, listing, the break-glass version bump, new
+//! passwords and removal.
 
 use rusqlite::{params, TransactionBehavior};
 
@@ -117,6 +118,88 @@ impl Sqlite {
 }
 
 impl Sqlite {
+    /// Sets a new password hash for `username`; with `bump`, also bumps the user's
+    /// session_version, so every token issued before is rejected. Returns the
+    /// session_version after the change; `NotFound` for an unknown username.
+    pub(crate) fn set_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+        bump: bool,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<i64, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_err)?;
+        let version = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "UPDATE users SET password_hash = ?2, session_version = session_version + ?3
+                     WHERE username = ?1 RETURNING session_version",
+                )
+                .map_err(sql_err)?;
+            first_row(
+                &mut stmt,
+                params![username, password_hash, i64::from(bump)],
+                |r| r.get::<_, i64>(0),
+            )?
+            .ok_or(StoreError::NotFound)?
+        };
+        let detail = if bump {
+            format!("session_version={version}")
+        } else {
+            "sessions kept".to_string()
+        };
+        record(
+            &tx,
+            now,
+            &AuditEntry {
+                detail,
+                ..audit.clone()
+            },
+        )?;
+        tx.commit().map_err(sql_err)?;
+        Ok(version)
+    }
+
+    /// Removes the user and (by `ON DELETE CASCADE`) every token of theirs, so each
+    /// reads `unknown` from then on. The audit log keeps their history: it names users,
+    /// it does not reference them. Returns the removed user; `NotFound` if unknown.
+    pub(crate) fn delete_user(
+        &self,
+        username: &str,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<User, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_err)?;
+        let user = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "DELETE FROM users WHERE username = ?1
+                     RETURNING id, username, session_version, created_at",
+                )
+                .map_err(sql_err)?;
+            first_row(&mut stmt, [username], user_from_row)?.ok_or(StoreError::NotFound)?
+        };
+        record(
+            &tx,
+            now,
+            &AuditEntry {
+                detail: format!("id={}", user.id),
+                ..audit.clone()
+            },
+        )?;
+        tx.commit().map_err(sql_err)?;
+        Ok(user)
+    }
+}
+
+impl Sqlite {
     /// The named secret: `fresh` is stored if there is none yet, then whatever is
     /// stored is returned (the same statements on PostgreSQL).
     pub(crate) fn secret(&self, name: &str, fresh: &[u8; 32]) -> Result<Vec<u8>, StoreError> {
@@ -130,5 +213,130 @@ impl Sqlite {
             .prepare_cached("SELECT value FROM secrets WHERE name = ?1")
             .map_err(sql_err)?;
         first_row(&mut stmt, [name], |r| r.get(0))?.ok_or(StoreError::NotFound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::on_each_backend;
+    use super::*;
+
+    fn cli() -> AuditEntry {
+        AuditEntry {
+            actor: "cli:test".into(),
+            action: "user.add",
+            target: "alice".into(),
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_duplicate_username_is_a_conflict_and_changes_nothing() {
+        on_each_backend(|s| {
+            s.create_user("u1", "alice", "phc", 1, &cli()).unwrap();
+            assert_eq!(
+                s.create_user("u2", "alice", "phc", 2, &cli()),
+                Err(StoreError::Conflict)
+            );
+            assert_eq!(s.list_users().unwrap().len(), 1);
+            assert_eq!(s.audit_log().unwrap().len(), 1);
+        });
+    }
+
+    #[test]
+    fn a_new_password_bumps_the_version_unless_sessions_are_kept() {
+        on_each_backend(|s| {
+            s.create_user("u1", "alice", "old", 1, &cli()).unwrap();
+            let passwd = AuditEntry {
+                action: "user.passwd",
+                ..cli()
+            };
+            assert_eq!(s.set_password("alice", "new", true, 2, &passwd), Ok(2));
+            assert_eq!(s.user_for_login("alice").unwrap().unwrap().1, "new");
+            assert_eq!(s.set_password("alice", "newer", false, 3, &passwd), Ok(2));
+            assert_eq!(s.user_for_login("alice").unwrap().unwrap().1, "newer");
+            assert_eq!(
+                s.set_password("bob", "x", true, 4, &passwd),
+                Err(StoreError::NotFound)
+            );
+            let log = s.audit_log().unwrap();
+            assert_eq!(log.len(), 3);
+            assert_eq!(
+                (log[1].action.as_str(), log[1].detail.as_str()),
+                ("user.passwd", "session_version=2")
+            );
+            assert_eq!(log[2].detail, "sessions kept");
+        });
+    }
+
+    #[test]
+    fn deleting_a_user_removes_their_tokens_and_keeps_the_audit() {
+        on_each_backend(|s| {
+            s.create_user("u1", "alice", "phc", 1, &cli()).unwrap();
+            let hash = crate::auth::token::hash("aps_test");
+            s.insert_token(
+                &crate::db::NewToken {
+                    hash: &hash,
+                    id: "tok_1",
+                    kind: crate::auth::token::Kind::Session,
+                    user_id: "u1",
+                    name: None,
+                    prefix: "aps_test",
+                    created_at: 1,
+                    expires_at: Some(1_000),
+                },
+                None,
+            )
+            .unwrap();
+            let delete = AuditEntry {
+                action: "user.delete",
+                ..cli()
+            };
+            assert_eq!(s.delete_user("alice", 2, &delete).unwrap().id, "u1");
+            assert_eq!(s.lookup_token(&hash).unwrap(), None);
+            assert_eq!(s.user_by_username("alice").unwrap(), None);
+            assert_eq!(
+                s.delete_user("alice", 3, &delete),
+                Err(StoreError::NotFound)
+            );
+            let log = s.audit_log().unwrap();
+            assert_eq!(log.len(), 2);
+            assert_eq!(
+                (log[1].action.as_str(), log[1].detail.as_str()),
+                ("user.delete", "id=u1")
+            );
+            // The name is free again, for a new user with a new id.
+            s.create_user("u2", "alice", "phc", 4, &cli()).unwrap();
+        });
+    }
+
+    #[test]
+    fn a_secret_is_created_once_and_then_kept() {
+        on_each_backend(|s| {
+            let first = s.secret("csrf").unwrap();
+            assert_eq!(first.len(), 32);
+            assert_eq!(s.secret("csrf").unwrap(), first);
+            assert_ne!(s.secret("other").unwrap(), first);
+        });
+    }
+
+    #[test]
+    fn bumping_the_version_counts_up_and_is_audited() {
+        on_each_backend(|s| {
+            s.create_user("u1", "alice", "phc", 1, &cli()).unwrap();
+            let bump = AuditEntry {
+                action: "user.revoke_all",
+                ..cli()
+            };
+            assert_eq!(s.bump_session_version("u1", 5, &bump), Ok(2));
+            assert_eq!(s.bump_session_version("u1", 6, &bump), Ok(3));
+            assert_eq!(
+                s.bump_session_version("nobody", 7, &bump),
+                Err(StoreError::NotFound)
+            );
+            let log = s.audit_log().unwrap();
+            assert_eq!(log.len(), 3);
+            assert_eq!(log[2].detail, "session_version=3");
+        });
     }
 }

@@ -15,6 +15,9 @@
 //!   without its cookie is refused, so a token an attacker fetched for their own
 //!   browser cannot sign a victim's browser in.
 //!
+//! A new form reuses the token of a valid cookie the browser sent while it has at
+//! least half its hour left, so forms open in other tabs stay usable.
+//!
 //! Sign-out: `GET /logout` from this origin (or from a client that says nothing of
 //! where it comes from) revokes the cookie's session; from elsewhere it only shows a
 //! button that posts to `/logout` with a CSRF token, so no other site can sign a user
@@ -53,7 +56,7 @@ fn csrf_cookie_name(config: &Config) -> &'static str {
 /// `GET /login?rd=URL`: a fresh form with a fresh CSRF token.
 pub fn login_form(app: &App, req: &Req) -> Result<Reply, Error> {
     let rd = Req::form_field(req.query.as_bytes(), "rd").unwrap_or_default();
-    form_reply(app, 200, &rd, "", None)
+    form_reply(app, req, 200, &rd, "", None)
 }
 
 /// `POST /login`: CSRF first, then the credentials (throttled like `/api/login`).
@@ -61,7 +64,7 @@ pub fn login_submit(app: &App, req: &Req) -> Result<Reply, Error> {
     let field = |name| Req::form_field(&req.body, name).unwrap_or_default();
     let (username, password, rd) = (field("username"), field("password"), field("rd"));
     if !post_is_ours(app, req) {
-        return form_reply(app, 403, &rd, &username, Some(STALE_FORM));
+        return form_reply(app, req, 403, &rd, &username, Some(STALE_FORM));
     }
     match app.login(&username, &password, req.client) {
         Ok((issued, _user)) => {
@@ -80,12 +83,12 @@ pub fn login_submit(app: &App, req: &Req) -> Result<Reply, Error> {
                 .no_store())
         }
         Err(Error::InvalidCredentials) => {
-            form_reply(app, 401, &rd, &username, Some(GENERIC_FAILURE))
+            form_reply(app, req, 401, &rd, &username, Some(GENERIC_FAILURE))
         }
         Err(Error::TooManyRequests { retry_after_secs }) => {
             let message =
                 format!("Too many attempts. Please try again in {retry_after_secs} seconds.");
-            Ok(form_reply(app, 429, &rd, &username, Some(&message))?
+            Ok(form_reply(app, req, 429, &rd, &username, Some(&message))?
                 .header("Retry-After", retry_after_secs.to_string()))
         }
         Err(other) => Err(other),
@@ -96,7 +99,7 @@ pub fn login_submit(app: &App, req: &Req) -> Result<Reply, Error> {
 /// clears the cookie; from another site, asks first (a button that posts to /logout).
 pub fn logout(app: &App, req: &Req) -> Result<Reply, Error> {
     if provenance(req) == Provenance::Elsewhere {
-        return confirm_logout(app, 200);
+        return confirm_logout(app, req, 200);
     }
     // HEAD is answered like GET, but only a GET signs out (a HEAD must change nothing).
     if req.method == super::request::Method::Get {
@@ -108,7 +111,7 @@ pub fn logout(app: &App, req: &Req) -> Result<Reply, Error> {
 /// `POST /logout`: the sign-out button, CSRF-checked like the sign-in form.
 pub fn logout_submit(app: &App, req: &Req) -> Result<Reply, Error> {
     if !post_is_ours(app, req) {
-        return confirm_logout(app, 403);
+        return confirm_logout(app, req, 403);
     }
     sign_out(app, req)?;
     Ok(signed_out(app).header("Set-Cookie", csrf_cookie(&app.config, "", 0)))
@@ -138,21 +141,38 @@ fn signed_out(app: &App) -> Reply {
 
 /// The page another site's link to /logout lands on: nothing is revoked until the
 /// user presses the button.
-fn confirm_logout(app: &App, status: u16) -> Result<Reply, Error> {
-    let csrf = mint_csrf(&app.csrf_key, app.now().div_euclid(1000))?;
+fn confirm_logout(app: &App, req: &Req, status: u16) -> Result<Reply, Error> {
+    let (csrf, max_age) = form_csrf(app, req)?;
     let body = format!(
         r#"<h1>Sign out?</h1>
 <p>A link brought you here to sign out. Press the button to sign out of this site.</p>
 <form method="post" action="/logout">
-<input type="hidden" name="csrf" value="{csrf}">
+<input type="hidden" name="csrf" value="{}">
 <button type="submit">Sign out</button>
 </form>
-<p><a href="/">Stay signed in</a></p>"#
+<p><a href="/">Stay signed in</a></p>"#,
+        escape(&csrf)
     );
-    Ok(html_page(status, "Sign out?", &body).header(
-        "Set-Cookie",
-        csrf_cookie(&app.config, &csrf, CSRF_MAX_AGE_SECS),
-    ))
+    Ok(html_page(status, "Sign out?", &body)
+        .header("Set-Cookie", csrf_cookie(&app.config, &csrf, max_age)))
+}
+
+/// The CSRF token for a new form and the `Max-Age` of its cookie: the token already in
+/// the browser's cookie while it has at least half its hour left, else a fresh one.
+/// A form carries the cookie's token, so a fresh token for every form would make every
+/// form open in another tab (or behind a page whose requests land on /login) stale.
+fn form_csrf(app: &App, req: &Req) -> Result<(String, u32), Error> {
+    let now_secs = app.now().div_euclid(1000);
+    let held = req
+        .cookie_value(csrf_cookie_name(&app.config))
+        .and_then(|c| Some((c, csrf_issued(&app.csrf_key, c, now_secs)?)));
+    if let Some((token, issued)) = held {
+        let left = i64::from(CSRF_MAX_AGE_SECS) - (now_secs - issued).max(0);
+        if left >= i64::from(CSRF_MAX_AGE_SECS / 2) {
+            return Ok((token.to_string(), left as u32));
+        }
+    }
+    Ok((mint_csrf(&app.csrf_key, now_secs)?, CSRF_MAX_AGE_SECS))
 }
 
 /// Where a browser says a request comes from.
@@ -243,12 +263,13 @@ pub fn home(app: &App, req: &Req) -> Result<Reply, Error> {
 /// The sign-in form with a new CSRF token (cookie and hidden field).
 fn form_reply(
     app: &App,
+    req: &Req,
     status: u16,
     rd: &str,
     username: &str,
     message: Option<&str>,
 ) -> Result<Reply, Error> {
-    let csrf = mint_csrf(&app.csrf_key, app.now().div_euclid(1000))?;
+    let (csrf, max_age) = form_csrf(app, req)?;
     let alert = message.map_or(String::new(), |m| {
         format!("<p class=\"alert\" role=\"alert\">{}</p>\n", escape(m))
     });
@@ -265,13 +286,12 @@ fn form_reply(
 <input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit">Sign in</button>
 </form>"#,
+        csrf = escape(&csrf),
         rd = escape(rd),
         username = escape(username),
     );
-    Ok(html_page(status, "Sign in", &body).header(
-        "Set-Cookie",
-        csrf_cookie(&app.config, &csrf, CSRF_MAX_AGE_SECS),
-    ))
+    Ok(html_page(status, "Sign in", &body)
+        .header("Set-Cookie", csrf_cookie(&app.config, &csrf, max_age)))
 }
 
 /// An error on a browser page, as HTML (the JSON API's errors stay JSON).
@@ -379,21 +399,19 @@ fn csrf_mac(key: &[u8], signed: &str) -> Hmac<Sha256> {
 
 /// True for a token this server signed within the last `CSRF_MAX_AGE_SECS`.
 fn csrf_valid(key: &[u8], token: &str, now_secs: i64) -> bool {
-    let Some((signed, mac)) = token.rsplit_once('.') else {
-        return false;
-    };
-    let Some(issued) = signed
+    csrf_issued(key, token, now_secs).is_some()
+}
+
+/// When a token this server signed within the last `CSRF_MAX_AGE_SECS` was issued.
+fn csrf_issued(key: &[u8], token: &str, now_secs: i64) -> Option<i64> {
+    let (signed, mac) = token.rsplit_once('.')?;
+    let issued = signed
         .split_once('.')
-        .and_then(|(t, _)| t.parse::<i64>().ok())
-    else {
-        return false;
-    };
+        .and_then(|(t, _)| t.parse::<i64>().ok())?;
     let fresh = issued <= now_secs + 60 && now_secs - issued <= i64::from(CSRF_MAX_AGE_SECS);
-    let Ok(mac) = URL_SAFE_NO_PAD.decode(mac) else {
-        return false;
-    };
+    let mac = URL_SAFE_NO_PAD.decode(mac).ok()?;
     // verify_slice compares in constant time.
-    fresh && csrf_mac(key, signed).verify_slice(&mac).is_ok()
+    (fresh && csrf_mac(key, signed).verify_slice(&mac).is_ok()).then_some(issued)
 }
 
 /// Escapes text for HTML element content and quoted attribute values.

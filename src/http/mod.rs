@@ -7,6 +7,7 @@
 mod browser;
 mod handlers;
 pub mod log;
+mod oauth;
 pub mod request;
 pub mod response;
 mod routes;

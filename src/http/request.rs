@@ -33,6 +33,8 @@ pub struct Req {
     /// The `Origin` and `Referer` headers, as sent.
     pub origin: Option<String>,
     pub referer: Option<String>,
+    /// The `Content-Type` header, as sent.
+    pub content_type: Option<String>,
     pub client: IpAddr,
     pub body: Vec<u8>,
 }
@@ -60,6 +62,7 @@ pub fn read(rq: &mut tiny_http::Request, limit: u64, trusted: &[Cidr]) -> Result
     let mut sec_fetch_site = None;
     let mut origin = None;
     let mut referer = None;
+    let mut content_type = None;
     for h in rq.headers() {
         let field = &h.field;
         if field.equiv("Authorization") {
@@ -78,6 +81,8 @@ pub fn read(rq: &mut tiny_http::Request, limit: u64, trusted: &[Cidr]) -> Result
             origin = Some(h.value.as_str().to_string());
         } else if field.equiv("Referer") {
             referer = Some(h.value.as_str().to_string());
+        } else if field.equiv("Content-Type") {
+            content_type = Some(h.value.as_str().to_string());
         } else if field.equiv("X-Forwarded-For") {
             forwarded_for = Some(h.value.as_str().to_string());
         }
@@ -107,6 +112,7 @@ pub fn read(rq: &mut tiny_http::Request, limit: u64, trusted: &[Cidr]) -> Result
         sec_fetch_site,
         origin,
         referer,
+        content_type,
         client,
         body,
     })

@@ -2,6 +2,7 @@
 
 use super::browser as b;
 use super::handlers as h;
+use super::oauth as o;
 use super::request::{Method::*, Req};
 use super::response::Reply;
 use crate::app::App;
@@ -24,6 +25,11 @@ pub fn route(app: &App, req: &Req) -> (&'static str, Result<Reply, Error>) {
         (Post, ["api", "sessions", "revoke-all"]) => ("revoke_all", h::revoke_all(app, req)),
         (Post, ["oauth", "introspect"]) => ("introspect", h::introspect(app, req)),
         (Post, ["oauth", "revoke"]) => ("oauth_revoke", h::oauth_revoke(app, req)),
+        (Post, ["oauth", "token"]) => ("oauth_token", o::token(app, req)),
+        (Get, ["oauth", "keys"]) => ("oauth_keys", o::keys(app)),
+        (Get, [".well-known", "oauth-authorization-server"]) => {
+            ("oauth_metadata", o::metadata(app))
+        }
         (Get, ["openapi.json"]) => ("openapi", h::openapi()),
         (Get, ["healthz"]) => ("healthz", h::healthz(app)),
         (Get, ["metrics"]) => ("metrics", h::metrics(app)),
@@ -52,9 +58,10 @@ fn allowed(segments: &[&str]) -> Option<&'static str> {
         ["api", "login" | "logout"]
         | ["api", "tokens", "current", "renew"]
         | ["api", "sessions", "revoke-all"]
-        | ["oauth", "introspect" | "revoke"] => "POST",
+        | ["oauth", "introspect" | "revoke" | "token"] => "POST",
         ["api", "userinfo"]
-        | ["oauth", "userinfo"]
+        | ["oauth", "userinfo" | "keys"]
+        | [".well-known", "oauth-authorization-server"]
         | ["openapi.json" | "healthz" | "metrics" | ""] => "GET, HEAD",
         ["api", "tokens"] | ["login" | "logout"] => "GET, HEAD, POST",
         ["api", "tokens", id] if !id.is_empty() => "DELETE",

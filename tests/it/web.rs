@@ -279,6 +279,56 @@ fn a_form_token_without_its_cookie_is_refused() {
     assert_eq!(r.status, 303, "{}", r.text);
 }
 
+/// A browser with two tabs on the sign-in form (two apps that sent it to sign in, or a
+/// page polling behind the form): opening the second form, or a wrong password typed
+/// in it, must not make the first form stale.
+#[test]
+fn a_second_sign_in_form_leaves_the_first_usable() {
+    let s = Server::start(&[]);
+    s.add_user("alice");
+    // The browser's cookie jar: whatever the last answer set.
+    let (mut jar, first) = get_form(&s, CSRF_SECURE);
+    let cookie = format!("{CSRF_SECURE}={jar}");
+    let second = request(
+        "GET",
+        &s.url("/login?rd=%2Fother"),
+        &[("Cookie", &cookie)],
+        b"",
+    );
+    assert_eq!(second.status, 200, "{}", second.text);
+    jar = cookie_value(set_cookie(&second, CSRF_SECURE).expect("csrf cookie")).to_string();
+    let second_field = input_value(&second.text, "csrf").unwrap();
+    let r = post_login(
+        &s,
+        (CSRF_SECURE, &jar, &second_field),
+        "alice",
+        "wrong password",
+        "/",
+    );
+    assert_eq!(r.status, 401, "{}", r.text);
+    if let Some(set) = set_cookie(&r, CSRF_SECURE) {
+        jar = cookie_value(set).to_string();
+    }
+    let r = post_login(&s, (CSRF_SECURE, &jar, &first), "alice", PASSWORD, "/app");
+    assert_eq!(r.status, 303, "{}", r.text);
+    // Only a token this server signed is reused: anything else in the cookie gets a
+    // fresh one, never echoed.
+    for planted in ["1.x.y", "\"><b>x</b>", first.as_str()] {
+        let r = request(
+            "GET",
+            &s.url("/login"),
+            &[("Cookie", &format!("{CSRF_SECURE}={planted}x"))],
+            b"",
+        );
+        let field = input_value(&r.text, "csrf").unwrap();
+        assert!(
+            !field.contains(planted) && !r.text.contains("<b>"),
+            "{}",
+            r.text
+        );
+    }
+}
+
 /// POSTs the sign-in form with a valid CSRF pair and extra headers.
 fn post_login_from(s: &Server, csrf_name: &str, extra: &[(&str, &str)]) -> Resp {
     let (cookie, field) = get_form(s, csrf_name);

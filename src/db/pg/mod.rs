@@ -2,6 +2,7 @@
 //! SQLSTATE-based error mapping, and migrations under an advisory lock. The domain
 //! operations are in `ops.rs`, statement for statement the SQLite ones.
 
+mod oauth;
 mod ops;
 mod tls;
 

@@ -13,10 +13,10 @@ use crate::db::{
     AuditEntry, AuditRecord, NewToken, PatSummary, RevokeOutcome, StoreError, TokenRecord, User,
 };
 
-type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+pub(super) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
 /// The first row of a statement, if any (the statements here match one key).
-fn first<C: GenericClient>(
+pub(super) fn first<C: GenericClient>(
     c: &mut C,
     sql: &str,
     params: Params<'_>,
@@ -26,7 +26,11 @@ fn first<C: GenericClient>(
 
 impl Pg {
     /// The first row of one statement, prepared once per connection.
-    fn one(&self, sql: &'static str, params: Params<'_>) -> Result<Option<Row>, StoreError> {
+    pub(super) fn one(
+        &self,
+        sql: &'static str,
+        params: Params<'_>,
+    ) -> Result<Option<Row>, StoreError> {
         let mut conn = self.conn()?;
         let stmt = conn.prepared(sql)?;
         Ok(conn
@@ -37,11 +41,18 @@ impl Pg {
     }
 }
 
-fn get<'a, T: postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, StoreError> {
+pub(super) fn get<'a, T: postgres::types::FromSql<'a>>(
+    row: &'a Row,
+    i: usize,
+) -> Result<T, StoreError> {
     row.try_get(i).map_err(pg_err)
 }
 
-fn record<C: GenericClient>(c: &mut C, now: i64, entry: &AuditEntry) -> Result<(), StoreError> {
+pub(super) fn record<C: GenericClient>(
+    c: &mut C,
+    now: i64,
+    entry: &AuditEntry,
+) -> Result<(), StoreError> {
     c.execute(
         "INSERT INTO audit (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)",
         &[
@@ -56,7 +67,7 @@ fn record<C: GenericClient>(c: &mut C, now: i64, entry: &AuditEntry) -> Result<(
     .map_err(pg_err)
 }
 
-fn user_from_row(r: &Row) -> Result<User, StoreError> {
+pub(super) fn user_from_row(r: &Row) -> Result<User, StoreError> {
     Ok(User {
         id: get(r, 0)?,
         username: get(r, 1)?,
