@@ -586,3 +586,50 @@ fn an_unreadable_password_file_is_named_and_nothing_is_tried() {
         "{err}"
     );
 }
+
+#[test]
+fn signed_tokens_and_refresh_rotation_hold_across_replicas() {
+    let Some(db) = PgDb::new() else { return };
+    // One public URL for all three, as the README's setup gives them.
+    let replicas = three(&db, &["--issuer", "https://auth.example.com"]);
+    replicas[0].add_user("alice");
+    let grant = post_form(
+        &replicas[0].url("/oauth/token"),
+        None,
+        &format!("grant_type=password&username=alice&password={PASSWORD}"),
+    );
+    assert_eq!(grant.status, 200, "{}", grant.text);
+    let access = grant.json["access_token"].as_str().unwrap().to_string();
+    let refresh = grant.json["refresh_token"].as_str().unwrap().to_string();
+    // Minted on A, accepted on B and C: one key, in the database.
+    for s in &replicas[1..] {
+        assert_eq!(get(&s.url("/api/userinfo"), Some(&access)).status, 200);
+    }
+    // 6 refreshes of one token spread over the three: one rotates.
+    let urls: Vec<String> = replicas.iter().map(|s| s.url("/oauth/token")).collect();
+    let answers: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..6)
+            .map(|i| {
+                let (url, refresh) = (&urls[i % 3], &refresh);
+                scope.spawn(move || {
+                    post_form(
+                        url,
+                        None,
+                        &format!("grant_type=refresh_token&refresh_token={refresh}"),
+                    )
+                    .status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        answers.iter().filter(|s| **s == 200).count(),
+        1,
+        "{answers:?}"
+    );
+    // The reuse revoked the family everywhere, so its access token is refused too.
+    for s in &replicas {
+        assert_eq!(get(&s.url("/api/userinfo"), Some(&access)).status, 401);
+    }
+}
