@@ -28,6 +28,7 @@ pub enum Command {
     #[command(after_help = "Examples:
   appliance serve
   appliance serve --listen 0.0.0.0:8080 --db /var/lib/appliance/appliance.db
+  APPLIANCE_DB=postgres://appliance@db.internal/appliance appliance serve
   APPLIANCE_SESSION_WINDOW=7d appliance serve --trusted-proxies 127.0.0.1
 
 Every flag is also an environment variable (shown as [env: …]).")]
@@ -99,9 +100,9 @@ Examples:
 /// `--db PATH|URL`, accepted by `serve` and every admin subcommand.
 #[derive(Debug, Args, Clone)]
 pub struct DbArg {
-    /// SQLite database file (`serve` and `admin user add` create it if missing), or a PostgreSQL URL
-    /// (postgres://USER@HOST:PORT/DBNAME?sslmode=require; password from the URL or the
-    /// file named by APPLIANCE_DB_PASSWORD_FILE).
+    /// SQLite database file (`serve` and `admin user add` create it if missing), or a
+    /// PostgreSQL URL (postgres://USER@HOST:PORT/DBNAME?sslmode=require; password from
+    /// the URL or the file named by APPLIANCE_DB_PASSWORD_FILE).
     // hide_env_values: the variable may hold a URL with a password; --help must not print it.
     #[arg(
         long,

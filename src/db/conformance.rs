@@ -4,7 +4,7 @@
 //! those tests say once that they skipped, and how to run them).
 
 use super::keys::NewKey;
-use super::refresh::{NewRefresh, Rotation};
+use super::refresh::NewRefresh;
 use super::testing::{pg_store, store};
 use super::tokens::RevokeOutcome;
 use super::*;
@@ -356,11 +356,8 @@ fn attempts_racing_on_replicas_never_pass_the_limit(s: &Store) {
     assert_eq!(reserved.iter().filter(|ok| **ok).count(), 3, "{reserved:?}");
 }
 
-// Signing keys (db/keys.rs, db/pg/oauth.rs).
-
-fn key(n: u8) -> (String, String, Vec<u8>) {
-    (format!("k4.pid.{n}"), format!("k4.public.{n}"), vec![n; 64])
-}
+// Keys and refresh tokens (their behaviours are tested on both backends in
+// db/keys.rs and db/refresh.rs; these helpers serve the tests below).
 
 fn new(k: &(String, String, Vec<u8>)) -> NewKey<'_> {
     NewKey {
@@ -368,110 +365,6 @@ fn new(k: &(String, String, Vec<u8>)) -> NewKey<'_> {
         public_key: &k.1,
         secret_key: &k.2,
     }
-}
-
-fn rotate_audit() -> AuditEntry {
-    AuditEntry {
-        actor: "cli:t".into(),
-        action: "keys.rotate",
-        target: String::new(),
-        detail: String::new(),
-    }
-}
-
-fn the_first_key_goes_in_once(s: &Store) {
-    let (a, b) = (key(1), key(2));
-    assert!(s.insert_first_key(&new(&a), 10).unwrap());
-    assert!(!s.insert_first_key(&new(&b), 11).unwrap());
-    assert_eq!(s.active_key().unwrap().unwrap().kid, a.0);
-    assert_eq!(s.list_keys(12).unwrap().len(), 1);
-}
-
-fn a_rotated_key_is_served_until_its_tokens_expire_then_dropped(s: &Store) {
-    let (a, b, c) = (key(1), key(2), key(3));
-    s.insert_first_key(&new(&a), 0).unwrap();
-    assert!(s.extend_key_use(&a.0, 1_000).unwrap());
-    s.rotate_key(&new(&b), 100, &rotate_audit()).unwrap();
-    // The old key can no longer be used to sign...
-    assert!(!s.extend_key_use(&a.0, 2_000).unwrap());
-    assert_eq!(s.active_key().unwrap().unwrap().kid, b.0);
-    // ...but verifies until its last token expires.
-    let listed = s.list_keys(999).unwrap();
-    assert_eq!(
-        listed
-            .iter()
-            .map(|k| (k.kid.as_str(), k.active))
-            .collect::<Vec<_>>(),
-        [(b.0.as_str(), true), (a.0.as_str(), false)]
-    );
-    assert!(s.list_keys(1_000).unwrap().iter().all(|k| k.kid != a.0));
-    // The next rotation drops it for good.
-    assert!(s.extend_key_use(&b.0, 5_000).unwrap());
-    s.rotate_key(&new(&c), 1_000, &rotate_audit()).unwrap();
-    let kids: Vec<String> = s.list_keys(0).unwrap().into_iter().map(|k| k.kid).collect();
-    assert_eq!(kids, [c.0.clone(), b.0.clone()]);
-    assert_eq!(s.public_key(&a.0).unwrap(), None);
-    assert_eq!(s.public_key(&b.0).unwrap().as_deref(), Some(b.1.as_str()));
-    let log = s.audit_log().unwrap();
-    assert_eq!(log.last().unwrap().detail, format!("retiring={}", b.0));
-}
-
-fn concurrent_first_starts_make_one_key(s: &Store) {
-    let inserted: Vec<bool> = {
-        let barrier = std::sync::Barrier::new(8);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..8u8)
-                .map(|n| {
-                    let (s, barrier) = (s, &barrier);
-                    scope.spawn(move || {
-                        let k = key(n);
-                        barrier.wait();
-                        s.insert_first_key(&new(&k), 0).unwrap()
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        })
-    };
-    assert_eq!(inserted.iter().filter(|b| **b).count(), 1);
-    assert_eq!(s.list_keys(0).unwrap().len(), 1);
-}
-
-// Refresh families and tokens (db/refresh.rs, db/pg/oauth.rs).
-
-fn reuse(username: &str) -> AuditEntry {
-    AuditEntry {
-        actor: format!("user:{username}"),
-        ..system_audit()
-    }
-}
-
-fn system_audit() -> AuditEntry {
-    AuditEntry {
-        actor: "system".into(),
-        action: "refresh.reuse_detected",
-        target: String::new(),
-        detail: String::new(),
-    }
-}
-
-fn with_family(s: &Store) -> TokenHash {
-    let add = AuditEntry {
-        action: "user.add",
-        ..system_audit()
-    };
-    s.create_user("usr_1", "alice", "phc", 0, &add).unwrap();
-    let h = hash("apr_first");
-    let first = NewRefresh {
-        hash: &h,
-        now: 0,
-        window_ms: DAY,
-    };
-    let f = s
-        .start_refresh_family("fam_1", "usr_1", &first, 3 * DAY / 2)
-        .unwrap();
-    assert_eq!(f.token_expires_at, DAY);
-    h
 }
 
 fn next(h: &TokenHash, now: i64) -> NewRefresh<'_> {
@@ -482,169 +375,18 @@ fn next(h: &TokenHash, now: i64) -> NewRefresh<'_> {
     }
 }
 
-fn rotation_spends_once_and_never_outlives_the_family(s: &Store) {
-    let first = with_family(s);
-    let second = hash("apr_second");
-    match s
-        .rotate_refresh(&first, &next(&second, DAY / 2), &reuse)
-        .unwrap()
-    {
-        // Half a day in, a new token would live a day, but the family ends at 1.5 d.
-        Rotation::Rotated(f) => assert_eq!(f.token_expires_at, 3 * DAY / 2),
-        other => panic!("{other:?}"),
-    }
-    // An expired token is refused without touching the family.
-    let third = hash("apr_third");
-    assert_eq!(
-        s.rotate_refresh(&second, &next(&third, 3 * DAY / 2), &reuse)
-            .unwrap(),
-        Rotation::Refused
-    );
-    assert!(!s.access_parent("fam_1", "usr_1").unwrap().unwrap().revoked);
-}
+// Removal takes the user's refresh families with it (db/users.rs, db/pg/ops.rs).
 
-fn a_spent_token_presented_again_revokes_the_family_once_audited(s: &Store) {
-    let first = with_family(s);
-    let (second, third, fourth) = (hash("apr_2"), hash("apr_3"), hash("apr_4"));
-    assert!(matches!(
-        s.rotate_refresh(&first, &next(&second, 1), &reuse).unwrap(),
-        Rotation::Rotated(_)
-    ));
-    let replayed = s.rotate_refresh(&first, &next(&third, 2), &reuse).unwrap();
-    assert_eq!(
-        replayed,
-        Rotation::Reused {
-            family_id: "fam_1".into()
-        }
-    );
-    // The thief's replay killed the legitimate holder's new token too.
-    assert_eq!(
-        s.rotate_refresh(&second, &next(&fourth, 3), &reuse)
-            .unwrap(),
-        Rotation::Refused
-    );
-    assert!(s.access_parent("fam_1", "usr_1").unwrap().unwrap().revoked);
-    let detections: Vec<_> = s
-        .audit_log()
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.action == "refresh.reuse_detected")
-        .collect();
-    assert_eq!(detections.len(), 1);
-    assert_eq!(detections[0].actor, "user:alice");
-    assert_eq!(detections[0].target, "fam_1");
-}
-
-fn break_glass_ends_families_issued_before_it(s: &Store) {
-    let first = with_family(s);
-    s.bump_session_version("usr_1", 1, &system_audit()).unwrap();
-    let second = hash("apr_2");
-    assert_eq!(
-        s.rotate_refresh(&first, &next(&second, 2), &reuse).unwrap(),
-        Rotation::Refused
-    );
-}
-
-fn purge_drops_ended_families_and_keeps_live_ones(s: &Store) {
-    let first = with_family(s);
-    let other = hash("apr_other");
-    s.start_refresh_family("fam_2", "usr_1", &next(&other, 0), 10 * DAY)
-        .unwrap();
-    s.revoke_refresh_family(&first, 5, None).unwrap();
-    assert_eq!(s.purge_refresh(6, 100).unwrap(), 1);
-    assert!(s.access_parent("fam_1", "usr_1").unwrap().is_none());
-    assert!(s.access_parent("fam_2", "usr_1").unwrap().is_some());
-    let rotated = s
-        .rotate_refresh(&other, &next(&hash("apr_3"), 7), &reuse)
-        .unwrap();
-    assert!(matches!(rotated, Rotation::Rotated(_)));
-}
-
-fn eight_concurrent_rotations_of_one_token_spend_it_once_and_revoke_the_family(s: &Store) {
-    let first = with_family(s);
-    let outcomes: Vec<Rotation> = {
-        let barrier = std::sync::Barrier::new(8);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..8)
-                .map(|i| {
-                    let (s, barrier) = (s, &barrier);
-                    scope.spawn(move || {
-                        let next_hash = hash(&format!("apr_next_{i}"));
-                        barrier.wait();
-                        s.rotate_refresh(&first, &next(&next_hash, 1), &reuse)
-                            .unwrap()
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        })
-    };
-    let won = outcomes
-        .iter()
-        .filter(|o| matches!(o, Rotation::Rotated(_)))
-        .count();
-    let reused = outcomes
-        .iter()
-        .filter(|o| matches!(o, Rotation::Reused { .. }))
-        .count();
-    assert_eq!((won, reused), (1, 7));
-    assert!(s.access_parent("fam_1", "usr_1").unwrap().unwrap().revoked);
-    let detections = s
-        .audit_log()
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.action == "refresh.reuse_detected")
-        .count();
-    assert_eq!(detections, 1);
-}
-
-// New passwords and removal (db/users.rs, db/pg/ops.rs).
-
-fn a_new_password_bumps_the_version_unless_sessions_are_kept(s: &Store) {
-    s.create_user("u1", "alice", "old", 1, &cli("user.add", "alice"))
-        .unwrap();
-    let passwd = cli("user.passwd", "alice");
-    assert_eq!(s.set_password("alice", "new", true, 2, &passwd), Ok(2));
-    assert_eq!(s.user_for_login("alice").unwrap().unwrap().1, "new");
-    assert_eq!(s.set_password("alice", "newer", false, 3, &passwd), Ok(2));
-    assert_eq!(s.user_for_login("alice").unwrap().unwrap().1, "newer");
-    assert_eq!(
-        s.set_password("bob", "x", true, 4, &passwd),
-        Err(StoreError::NotFound)
-    );
-    let log = s.audit_log().unwrap();
-    assert_eq!(log.len(), 3);
-    assert_eq!(
-        (log[1].action.as_str(), log[1].detail.as_str()),
-        ("user.passwd", "session_version=2")
-    );
-    assert_eq!(log[2].detail, "sessions kept");
-}
-
-fn deleting_a_user_removes_their_tokens_and_families_and_keeps_the_audit(s: &Store) {
+fn deleting_a_user_removes_their_refresh_families(s: &Store) {
     let session = with_token(s, Kind::Session, "sess", Some(1_000));
     let refresh = hash("apr_first");
     s.start_refresh_family("fam_1", "u1", &next(&refresh, 0), DAY)
         .unwrap();
-    let delete = cli("user.delete", "alice");
-    assert_eq!(s.delete_user("alice", 2, &delete).unwrap().id, "u1");
+    s.delete_user("alice", 2, &cli("user.delete", "alice"))
+        .unwrap();
     assert_eq!(s.lookup_token(&session).unwrap(), None);
-    assert_eq!(s.user_by_username("alice").unwrap(), None);
     assert!(s.access_parent("fam_1", "u1").unwrap().is_none());
     assert_eq!(s.revoke_refresh_family(&refresh, 3, None).unwrap(), None);
-    assert_eq!(
-        s.delete_user("alice", 3, &delete),
-        Err(StoreError::NotFound)
-    );
-    let log = s.audit_log().unwrap();
-    assert_eq!(log.len(), 2);
-    assert_eq!(
-        (log[1].action.as_str(), log[1].detail.as_str()),
-        ("user.delete", "id=u1")
-    );
-    // The name is free again, for a new user with a new id.
-    s.create_user("u2", "alice", "phc", 4, &cli("user.add", "alice"))
-        .unwrap();
 }
 
 /// Runs one behaviour against each backend.
@@ -688,16 +430,7 @@ conformance!(
     replicas_purging_at_once_delete_each_row_once,
     login_attempts_counted_in_the_database_hold_for_every_replica,
     attempts_racing_on_replicas_never_pass_the_limit,
-    a_new_password_bumps_the_version_unless_sessions_are_kept,
-    deleting_a_user_removes_their_tokens_and_families_and_keeps_the_audit,
-    the_first_key_goes_in_once,
-    a_rotated_key_is_served_until_its_tokens_expire_then_dropped,
-    concurrent_first_starts_make_one_key,
-    rotation_spends_once_and_never_outlives_the_family,
-    a_spent_token_presented_again_revokes_the_family_once_audited,
-    break_glass_ends_families_issued_before_it,
-    purge_drops_ended_families_and_keeps_live_ones,
-    eight_concurrent_rotations_of_one_token_spend_it_once_and_revoke_the_family,
+    deleting_a_user_removes_their_refresh_families,
 );
 
 // Opening and migrating: the same promises, set up per backend.
@@ -762,6 +495,31 @@ fn postgres_version_1_database_upgrades_keeping_its_rows() {
         .get(0);
     assert_eq!(v, pg::LATEST);
     assert_eq!(pg::LATEST, 2);
+}
+
+#[test]
+fn postgres_version_1_with_the_key_tables_already_upgrades() {
+    // What a development build of the pg branch wrote: version 1 holding the tables
+    // that version 2 adds.
+    let Some(db) = super::testing::pg_db() else {
+        return;
+    };
+    let mut c = ::postgres::Client::connect(&db.url, ::postgres::NoTls).unwrap();
+    c.batch_execute(include_str!("../../schema.postgres.sql"))
+        .unwrap();
+    c.batch_execute(include_str!("pg/migrations/v2.sql"))
+        .unwrap();
+    c.batch_execute(
+        "CREATE TABLE schema_version (version BIGINT NOT NULL);
+         INSERT INTO schema_version VALUES (1);",
+    )
+    .unwrap();
+    Store::open(&db.url, 1).unwrap().ping().unwrap();
+    let v: i64 = c
+        .query_one("SELECT version FROM schema_version", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(v, pg::LATEST);
 }
 
 fn assert_too_new(opened: Result<Store, StoreError>, latest: i64) {

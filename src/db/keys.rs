@@ -175,3 +175,97 @@ impl Sqlite {
             .map_err(sql_err)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::on_each_backend;
+    use super::*;
+
+    fn key(n: u8) -> (String, String, Vec<u8>) {
+        (format!("k4.pid.{n}"), format!("k4.public.{n}"), vec![n; 64])
+    }
+
+    fn new(k: &(String, String, Vec<u8>)) -> NewKey<'_> {
+        NewKey {
+            kid: &k.0,
+            public_key: &k.1,
+            secret_key: &k.2,
+        }
+    }
+
+    fn audit() -> AuditEntry {
+        AuditEntry {
+            actor: "cli:t".into(),
+            action: "keys.rotate",
+            target: String::new(),
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_first_key_goes_in_once() {
+        on_each_backend(|s| {
+            let (a, b) = (key(1), key(2));
+            assert!(s.insert_first_key(&new(&a), 10).unwrap());
+            assert!(!s.insert_first_key(&new(&b), 11).unwrap());
+            assert_eq!(s.active_key().unwrap().unwrap().kid, a.0);
+            assert_eq!(s.list_keys(12).unwrap().len(), 1);
+        });
+    }
+
+    #[test]
+    fn a_rotated_key_is_served_until_its_tokens_expire_then_dropped() {
+        on_each_backend(|s| {
+            let (a, b, c) = (key(1), key(2), key(3));
+            s.insert_first_key(&new(&a), 0).unwrap();
+            assert!(s.extend_key_use(&a.0, 1_000).unwrap());
+            s.rotate_key(&new(&b), 100, &audit()).unwrap();
+            // The old key can no longer be used to sign...
+            assert!(!s.extend_key_use(&a.0, 2_000).unwrap());
+            assert_eq!(s.active_key().unwrap().unwrap().kid, b.0);
+            // ...but verifies until its last token expires.
+            let listed = s.list_keys(999).unwrap();
+            assert_eq!(
+                listed
+                    .iter()
+                    .map(|k| (k.kid.as_str(), k.active))
+                    .collect::<Vec<_>>(),
+                [(b.0.as_str(), true), (a.0.as_str(), false)]
+            );
+            assert!(s.list_keys(1_000).unwrap().iter().all(|k| k.kid != a.0));
+            // The next rotation drops it for good.
+            assert!(s.extend_key_use(&b.0, 5_000).unwrap());
+            s.rotate_key(&new(&c), 1_000, &audit()).unwrap();
+            let kids: Vec<String> = s.list_keys(0).unwrap().into_iter().map(|k| k.kid).collect();
+            assert_eq!(kids, [c.0.clone(), b.0.clone()]);
+            assert_eq!(s.public_key(&a.0).unwrap(), None);
+            assert_eq!(s.public_key(&b.0).unwrap().as_deref(), Some(b.1.as_str()));
+            let log = s.audit_log().unwrap();
+            assert_eq!(log.last().unwrap().detail, format!("retiring={}", b.0));
+        });
+    }
+
+    #[test]
+    fn concurrent_first_starts_make_one_key() {
+        on_each_backend(|s| {
+            let inserted: Vec<bool> = {
+                let barrier = std::sync::Barrier::new(8);
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = (0..8u8)
+                        .map(|n| {
+                            let (s, barrier) = (&s, &barrier);
+                            scope.spawn(move || {
+                                let k = key(n);
+                                barrier.wait();
+                                s.insert_first_key(&new(&k), 0).unwrap()
+                            })
+                        })
+                        .collect();
+                    handles.into_iter().map(|h| h.join().unwrap()).collect()
+                })
+            };
+            assert_eq!(inserted.iter().filter(|b| **b).count(), 1);
+            assert_eq!(s.list_keys(0).unwrap().len(), 1);
+        });
+    }
+}

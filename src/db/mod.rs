@@ -29,10 +29,10 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{ErrorCode, Params, Row, Statement};
 
 pub use audit::{AuditEntry, AuditRecord};
-use keys::{ActiveKey, NewKey, PublicKeyInfo};
+pub use keys::{ActiveKey, NewKey, PublicKeyInfo};
 pub use migrate::LATEST as SCHEMA_VERSION;
 pub use pg::redact;
-use refresh::{Family, NewRefresh, Parent, Rotation};
+pub use refresh::{Family, NewRefresh, Parent, Rotation};
 pub use tokens::{NewToken, PatSummary, RevokeOutcome, TokenRecord};
 pub use transfer::Copied;
 pub use users::User;
@@ -213,6 +213,31 @@ impl Store {
         dispatch!(self.bump_session_version(user_id, now, audit))
     }
 
+    /// Sets a new password hash for `username`; with `bump`, also bumps the user's
+    /// session_version, so every token issued before is rejected. Returns the
+    /// session_version after the change; `NotFound` for an unknown username.
+    pub fn set_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+        bump: bool,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<i64, StoreError> {
+        dispatch!(self.set_password(username, password_hash, bump, now, audit))
+    }
+
+    /// Removes the user and (by `ON DELETE CASCADE`) every token of theirs; the audit
+    /// log keeps their history. Returns the removed user; `NotFound` if unknown.
+    pub fn delete_user(
+        &self,
+        username: &str,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<User, StoreError> {
+        dispatch!(self.delete_user(username, now, audit))
+    }
+
     /// The named 32-byte secret, created at random on first use. Every process on the
     /// database gets the same one (insert-if-absent, then read), so replicas verify
     /// what another one signed.
@@ -335,73 +360,10 @@ impl Store {
         dispatch!(self.count_live_tokens(now))
     }
 
-    // Login attempts (db/audit.rs, db/pg/ops.rs): the throttle shared by replicas.
-
-    /// Reserves attempt `id` for `keys` (username, address) at `now` unless a key
-    /// already has `limits` attempts after `since`, all in one transaction (on
-    /// PostgreSQL under advisory locks on both keys, so racing replicas cannot both
-    /// take the last place). Returns, per key, the instant of its `limit`-th newest
-    /// attempt when it is at its limit (`[None, None]`: reserved).
-    pub fn reserve_login_attempt(
-        &self,
-        id: i64,
-        keys: [&str; 2],
-        limits: [i64; 2],
-        now: i64,
-        since: i64,
-    ) -> Result<[Option<i64>; 2], StoreError> {
-        dispatch!(self.reserve_login_attempt(id, keys, limits, now, since))
-    }
-
-    /// Gives a reservation back (a success, or a password never checked).
-    pub fn release_login_attempt(&self, id: i64) -> Result<(), StoreError> {
-        dispatch!(self.release_login_attempt(id))
-    }
-
-    /// Deletes attempts at or before `cutoff`; how many.
-    pub fn purge_login_attempts(&self, cutoff: i64) -> Result<usize, StoreError> {
-        dispatch!(self.purge_login_attempts(cutoff))
-    }
-
-    /// The whole audit log, oldest first.
-    pub fn audit_log(&self) -> Result<Vec<AuditRecord>, StoreError> {
-        dispatch!(self.audit_log())
-    }
-
-    // Users, continued (db/users.rs, db/pg/ops.rs).
-
-    /// Sets a new password hash for `username`; with `bump`, also bumps the user's
-    /// session_version, so every token issued before is rejected. Returns the
-    /// session_version after the change; `NotFound` for an unknown username. One
-    /// transaction with its audit entry.
-    pub fn set_password(
-        &self,
-        username: &str,
-        password_hash: &str,
-        bump: bool,
-        now: i64,
-        audit: &AuditEntry,
-    ) -> Result<i64, StoreError> {
-        dispatch!(self.set_password(username, password_hash, bump, now, audit))
-    }
-
-    /// Removes the user and (by `ON DELETE CASCADE`) every token and refresh family of
-    /// theirs. The audit log keeps their history. Returns the removed user; `NotFound`
-    /// if unknown. One transaction with its audit entry.
-    pub fn delete_user(
-        &self,
-        username: &str,
-        now: i64,
-        audit: &AuditEntry,
-    ) -> Result<User, StoreError> {
-        dispatch!(self.delete_user(username, now, audit))
-    }
-
-    // Signing keys (db/keys.rs, db/pg/ops.rs).
+    // Signing keys (db/keys.rs, db/pg/oauth.rs).
 
     /// Stores `key` as the active key unless there is one already (a concurrent first
-    /// start included, on any replica: the UNIQUE slot lets exactly one in). True if
-    /// this one went in.
+    /// start included: the UNIQUE slot lets exactly one in). True if this one went in.
     pub fn insert_first_key(&self, key: &NewKey<'_>, now: i64) -> Result<bool, StoreError> {
         dispatch!(self.insert_first_key(key, now))
     }
@@ -443,11 +405,10 @@ impl Store {
         dispatch!(self.drop_retired_keys(now))
     }
 
-    // Refresh families and tokens (db/refresh.rs, db/pg/ops.rs).
+    // Refresh families (db/refresh.rs, db/pg/oauth.rs).
 
-    /// Starts a family for the user with its first refresh token; the family lives
-    /// `lifetime_ms`, each token `first.window_ms` within it. The family takes the
-    /// user's session_version in the same statement. `NotFound` for an unknown user.
+    /// Starts a family for the user with its first refresh token; the family takes the
+    /// user's session_version in the same statement.
     pub fn start_refresh_family(
         &self,
         family_id: &str,
@@ -458,11 +419,9 @@ impl Store {
         dispatch!(self.start_refresh_family(family_id, user_id, first, lifetime_ms))
     }
 
-    /// Spends the refresh token `old` and stores `next` in its family, if `old` is live
-    /// and unspent and its family live: one guarded UPDATE (`spent_at IS NULL`), so of
-    /// concurrent refreshes exactly one wins. A spent `old` revokes the family, audited
-    /// with the entry `reuse_audit` makes of the owner's username, in the same
-    /// transaction.
+    /// Spends the refresh token `old` and stores `next` in its family (a guarded
+    /// UPDATE: one of any number of concurrent refreshes wins); a spent `old` revokes
+    /// the family, audited, in the same transaction.
     pub fn rotate_refresh(
         &self,
         old: &TokenHash,
@@ -472,8 +431,8 @@ impl Store {
         dispatch!(self.rotate_refresh(old, next, reuse_audit))
     }
 
-    /// Revokes the family of the refresh token `hash` (RFC 7009, `admin revoke`).
-    /// `None`: no such token; `Some(false)`: already revoked.
+    /// Revokes the family of the refresh token `hash`. `None`: no such token;
+    /// `Some(false)`: already revoked.
     pub fn revoke_refresh_family(
         &self,
         hash: &TokenHash,
@@ -488,17 +447,48 @@ impl Store {
         dispatch!(self.access_parent(sid, sub))
     }
 
-    /// Revokes the session or refresh family an access token came from (logout with
-    /// an access token). True if this call revoked it.
+    /// Revokes the session or refresh family an access token came from. True if this
+    /// call revoked it.
     pub fn revoke_parent(&self, sid: &str, now: i64) -> Result<bool, StoreError> {
         dispatch!(self.revoke_parent(sid, now))
     }
 
-    /// Deletes up to `batch` families that ended before `cutoff` (with their tokens),
-    /// and up to `batch` refresh tokens expired before it. Spent tokens of live
-    /// families are kept: they are how reuse is detected. Safe on every replica.
+    /// Deletes up to `batch` families that ended before `cutoff`, with their tokens.
     pub fn purge_refresh(&self, cutoff: i64, batch: i64) -> Result<usize, StoreError> {
         dispatch!(self.purge_refresh(cutoff, batch))
+    }
+
+    // Login attempts (db/audit.rs, db/pg/ops.rs): the throttle shared by replicas.
+
+    /// Reserves attempt `id` for `keys` (username, address) at `now` unless a key
+    /// already has `limits` attempts after `since`, all in one transaction (on
+    /// PostgreSQL under advisory locks on both keys, so racing replicas cannot both
+    /// take the last place). Returns, per key, the instant of its `limit`-th newest
+    /// attempt when it is at its limit (`[None, None]`: reserved).
+    pub fn reserve_login_attempt(
+        &self,
+        id: i64,
+        keys: [&str; 2],
+        limits: [i64; 2],
+        now: i64,
+        since: i64,
+    ) -> Result<[Option<i64>; 2], StoreError> {
+        dispatch!(self.reserve_login_attempt(id, keys, limits, now, since))
+    }
+
+    /// Gives a reservation back (a success, or a password never checked).
+    pub fn release_login_attempt(&self, id: i64) -> Result<(), StoreError> {
+        dispatch!(self.release_login_attempt(id))
+    }
+
+    /// Deletes attempts at or before `cutoff`; how many.
+    pub fn purge_login_attempts(&self, cutoff: i64) -> Result<usize, StoreError> {
+        dispatch!(self.purge_login_attempts(cutoff))
+    }
+
+    /// The whole audit log, oldest first.
+    pub fn audit_log(&self) -> Result<Vec<AuditRecord>, StoreError> {
+        dispatch!(self.audit_log())
     }
 }
 
@@ -641,4 +631,14 @@ pub(crate) mod testing {
     }
 
     pub use super::pg::testing::{pg_db, pg_store};
+
+    /// Runs `f` on a fresh SQLite store and, when `APPLIANCE_TEST_PG_URL` names a
+    /// server, on a fresh PostgreSQL database: one test, both backends.
+    pub fn on_each_backend(f: impl Fn(&Store)) {
+        let (s, _dir) = store();
+        f(&s);
+        if let Some((s, _db)) = pg_store() {
+            f(&s);
+        }
+    }
 }

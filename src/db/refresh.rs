@@ -316,3 +316,187 @@ fn revoke_family_in(
     .and_then(|mut s| s.execute(params![family_id, now]))
     .map_err(sql_err)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::on_each_backend;
+    use super::*;
+    use crate::auth::token::hash;
+    use crate::db::Store;
+
+    const DAY: i64 = 86_400_000;
+
+    fn reuse(username: &str) -> AuditEntry {
+        AuditEntry {
+            actor: format!("user:{username}"),
+            ..audit()
+        }
+    }
+
+    fn audit() -> AuditEntry {
+        AuditEntry {
+            actor: "system".into(),
+            action: "refresh.reuse_detected",
+            target: String::new(),
+            detail: String::new(),
+        }
+    }
+
+    fn with_family(s: &Store) -> TokenHash {
+        let add = AuditEntry {
+            action: "user.add",
+            ..audit()
+        };
+        s.create_user("usr_1", "alice", "phc", 0, &add).unwrap();
+        let h = hash("apr_first");
+        let first = NewRefresh {
+            hash: &h,
+            now: 0,
+            window_ms: DAY,
+        };
+        let f = s
+            .start_refresh_family("fam_1", "usr_1", &first, 3 * DAY / 2)
+            .unwrap();
+        assert_eq!(f.token_expires_at, DAY);
+        h
+    }
+
+    fn next(h: &TokenHash, now: i64) -> NewRefresh<'_> {
+        NewRefresh {
+            hash: h,
+            now,
+            window_ms: DAY,
+        }
+    }
+
+    #[test]
+    fn rotation_spends_once_and_never_outlives_the_family() {
+        on_each_backend(|s| {
+            let first = with_family(s);
+            let second = hash("apr_second");
+            match s
+                .rotate_refresh(&first, &next(&second, DAY / 2), &reuse)
+                .unwrap()
+            {
+                // Half a day in, a new token would live a day, but the family ends at 1.5 d.
+                Rotation::Rotated(f) => assert_eq!(f.token_expires_at, 3 * DAY / 2),
+                other => panic!("{other:?}"),
+            }
+            // An expired token is refused without touching the family.
+            let third = hash("apr_third");
+            assert_eq!(
+                s.rotate_refresh(&second, &next(&third, 3 * DAY / 2), &reuse)
+                    .unwrap(),
+                Rotation::Refused
+            );
+            assert!(!s.access_parent("fam_1", "usr_1").unwrap().unwrap().revoked);
+        });
+    }
+
+    #[test]
+    fn a_spent_token_presented_again_revokes_the_family_once_audited() {
+        on_each_backend(|s| {
+            let first = with_family(s);
+            let (second, third, fourth) = (hash("apr_2"), hash("apr_3"), hash("apr_4"));
+            assert!(matches!(
+                s.rotate_refresh(&first, &next(&second, 1), &reuse).unwrap(),
+                Rotation::Rotated(_)
+            ));
+            let replayed = s.rotate_refresh(&first, &next(&third, 2), &reuse).unwrap();
+            assert_eq!(
+                replayed,
+                Rotation::Reused {
+                    family_id: "fam_1".into()
+                }
+            );
+            // The thief's replay killed the legitimate holder's new token too.
+            assert_eq!(
+                s.rotate_refresh(&second, &next(&fourth, 3), &reuse)
+                    .unwrap(),
+                Rotation::Refused
+            );
+            assert!(s.access_parent("fam_1", "usr_1").unwrap().unwrap().revoked);
+            let detections: Vec<_> = s
+                .audit_log()
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.action == "refresh.reuse_detected")
+                .collect();
+            assert_eq!(detections.len(), 1);
+            assert_eq!(detections[0].actor, "user:alice");
+            assert_eq!(detections[0].target, "fam_1");
+        });
+    }
+
+    #[test]
+    fn break_glass_ends_families_issued_before_it() {
+        on_each_backend(|s| {
+            let first = with_family(s);
+            s.bump_session_version("usr_1", 1, &audit()).unwrap();
+            let second = hash("apr_2");
+            assert_eq!(
+                s.rotate_refresh(&first, &next(&second, 2), &reuse).unwrap(),
+                Rotation::Refused
+            );
+        });
+    }
+
+    #[test]
+    fn purge_drops_ended_families_and_keeps_live_ones() {
+        on_each_backend(|s| {
+            let first = with_family(s);
+            let other = hash("apr_other");
+            s.start_refresh_family("fam_2", "usr_1", &next(&other, 0), 10 * DAY)
+                .unwrap();
+            s.revoke_refresh_family(&first, 5, None).unwrap();
+            assert_eq!(s.purge_refresh(6, 100).unwrap(), 1);
+            assert!(s.access_parent("fam_1", "usr_1").unwrap().is_none());
+            assert!(s.access_parent("fam_2", "usr_1").unwrap().is_some());
+            let rotated = s
+                .rotate_refresh(&other, &next(&hash("apr_3"), 7), &reuse)
+                .unwrap();
+            assert!(matches!(rotated, Rotation::Rotated(_)));
+        });
+    }
+
+    #[test]
+    fn eight_concurrent_rotations_of_one_token_spend_it_once_and_revoke_the_family() {
+        on_each_backend(|s| {
+            let first = with_family(s);
+            let outcomes: Vec<Rotation> = {
+                let barrier = std::sync::Barrier::new(8);
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = (0..8)
+                        .map(|i| {
+                            let (s, barrier) = (&s, &barrier);
+                            scope.spawn(move || {
+                                let next_hash = hash(&format!("apr_next_{i}"));
+                                barrier.wait();
+                                s.rotate_refresh(&first, &next(&next_hash, 1), &reuse)
+                                    .unwrap()
+                            })
+                        })
+                        .collect();
+                    handles.into_iter().map(|h| h.join().unwrap()).collect()
+                })
+            };
+            let won = outcomes
+                .iter()
+                .filter(|o| matches!(o, Rotation::Rotated(_)))
+                .count();
+            let reused = outcomes
+                .iter()
+                .filter(|o| matches!(o, Rotation::Reused { .. }))
+                .count();
+            assert_eq!((won, reused), (1, 7));
+            assert!(s.access_parent("fam_1", "usr_1").unwrap().unwrap().revoked);
+            let detections = s
+                .audit_log()
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.action == "refresh.reuse_detected")
+                .count();
+            assert_eq!(detections, 1);
+        });
+    }
+}

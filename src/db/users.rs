@@ -215,3 +215,128 @@ impl Sqlite {
         first_row(&mut stmt, [name], |r| r.get(0))?.ok_or(StoreError::NotFound)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::on_each_backend;
+    use super::*;
+
+    fn cli() -> AuditEntry {
+        AuditEntry {
+            actor: "cli:test".into(),
+            action: "user.add",
+            target: "alice".into(),
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_duplicate_username_is_a_conflict_and_changes_nothing() {
+        on_each_backend(|s| {
+            s.create_user("u1", "alice", "phc", 1, &cli()).unwrap();
+            assert_eq!(
+                s.create_user("u2", "alice", "phc", 2, &cli()),
+                Err(StoreError::Conflict)
+            );
+            assert_eq!(s.list_users().unwrap().len(), 1);
+            assert_eq!(s.audit_log().unwrap().len(), 1);
+        });
+    }
+
+    #[test]
+    fn a_new_password_bumps_the_version_unless_sessions_are_kept() {
+        on_each_backend(|s| {
+            s.create_user("u1", "alice", "old", 1, &cli()).unwrap();
+            let passwd = AuditEntry {
+                action: "user.passwd",
+                ..cli()
+            };
+            assert_eq!(s.set_password("alice", "new", true, 2, &passwd), Ok(2));
+            assert_eq!(s.user_for_login("alice").unwrap().unwrap().1, "new");
+            assert_eq!(s.set_password("alice", "newer", false, 3, &passwd), Ok(2));
+            assert_eq!(s.user_for_login("alice").unwrap().unwrap().1, "newer");
+            assert_eq!(
+                s.set_password("bob", "x", true, 4, &passwd),
+                Err(StoreError::NotFound)
+            );
+            let log = s.audit_log().unwrap();
+            assert_eq!(log.len(), 3);
+            assert_eq!(
+                (log[1].action.as_str(), log[1].detail.as_str()),
+                ("user.passwd", "session_version=2")
+            );
+            assert_eq!(log[2].detail, "sessions kept");
+        });
+    }
+
+    #[test]
+    fn deleting_a_user_removes_their_tokens_and_keeps_the_audit() {
+        on_each_backend(|s| {
+            s.create_user("u1", "alice", "phc", 1, &cli()).unwrap();
+            let hash = crate::auth::token::hash("aps_test");
+            s.insert_token(
+                &crate::db::NewToken {
+                    hash: &hash,
+                    id: "tok_1",
+                    kind: crate::auth::token::Kind::Session,
+                    user_id: "u1",
+                    name: None,
+                    prefix: "aps_test",
+                    created_at: 1,
+                    expires_at: Some(1_000),
+                },
+                None,
+            )
+            .unwrap();
+            let delete = AuditEntry {
+                action: "user.delete",
+                ..cli()
+            };
+            assert_eq!(s.delete_user("alice", 2, &delete).unwrap().id, "u1");
+            assert_eq!(s.lookup_token(&hash).unwrap(), None);
+            assert_eq!(s.user_by_username("alice").unwrap(), None);
+            assert_eq!(
+                s.delete_user("alice", 3, &delete),
+                Err(StoreError::NotFound)
+            );
+            let log = s.audit_log().unwrap();
+            assert_eq!(log.len(), 2);
+            assert_eq!(
+                (log[1].action.as_str(), log[1].detail.as_str()),
+                ("user.delete", "id=u1")
+            );
+            // The name is free again, for a new user with a new id.
+            s.create_user("u2", "alice", "phc", 4, &cli()).unwrap();
+        });
+    }
+
+    #[test]
+    fn a_secret_is_created_once_and_then_kept() {
+        on_each_backend(|s| {
+            let first = s.secret("csrf").unwrap();
+            assert_eq!(first.len(), 32);
+            assert_eq!(s.secret("csrf").unwrap(), first);
+            assert_ne!(s.secret("other").unwrap(), first);
+        });
+    }
+
+    #[test]
+    fn bumping_the_version_counts_up_and_is_audited() {
+        on_each_backend(|s| {
+            s.create_user("u1", "alice", "phc", 1, &cli()).unwrap();
+            let bump = AuditEntry {
+                action: "user.revoke_all",
+                ..cli()
+            };
+            assert_eq!(s.bump_session_version("u1", 5, &bump), Ok(2));
+            assert_eq!(s.bump_session_version("u1", 6, &bump), Ok(3));
+            assert_eq!(
+                s.bump_session_version("nobody", 7, &bump),
+                Err(StoreError::NotFound)
+            );
+            let log = s.audit_log().unwrap();
+            assert_eq!(log.len(), 3);
+            assert_eq!(log[2].detail, "session_version=3");
+        });
+    }
+}

@@ -1,31 +1,90 @@
-//! Signing keys and refresh families on PostgreSQL: the statements of `db/keys.rs` and
-//! `db/refresh.rs` with `$n` parameters, the same guards and transaction boundaries.
-//!
-//! Races that SQLite settles by its single writer are settled here by the guards
-//! themselves: the UNIQUE `slot` lets one of any number of concurrent first keys in
-//! (`ON CONFLICT DO NOTHING` waits for the racing insert, then skips); a refresh spends
-//! its token with `UPDATE … WHERE spent_at IS NULL … RETURNING`, which under READ
-//! COMMITTED waits for a racing spender and re-checks the guard on the row it
-//! committed, so exactly one wins and the others see a spent token and revoke the
-//! family (itself guarded on `revoked_at IS NULL`: one detection, one audit entry).
+//! PostgreSQL: new passwords and removal of users, signing keys, and refresh families,
+//! statement for statement the SQLite ones in `users.rs`, `keys.rs` and `refresh.rs`,
+//! with the same guards (the UNIQUE active slot, the guarded spend of a refresh token).
 
-use postgres::GenericClient;
-
-use super::ops::{first, get, record};
+use super::ops::{first, get, record, user_from_row};
 use super::{pg_err, Pg};
 use crate::auth::token::TokenHash;
-use crate::db::keys::{ActiveKey, NewKey, PublicKeyInfo};
-use crate::db::refresh::{Family, NewRefresh, Parent, Rotation, FAMILY_ID_PREFIX};
-use crate::db::{AuditEntry, StoreError};
+use crate::db::refresh::FAMILY_ID_PREFIX;
+use crate::db::{
+    ActiveKey, AuditEntry, Family, NewKey, NewRefresh, Parent, PublicKeyInfo, Rotation, StoreError,
+    User,
+};
 
 const INSERT_ACTIVE: &str =
     "INSERT INTO signing_keys (kid, public_key, secret_key, slot, created_at, signed_until)
      VALUES ($1, $2, $3, 'active', $4, $4)
      ON CONFLICT DO NOTHING";
 
-const DROP_RETIRED: &str = "DELETE FROM signing_keys WHERE slot IS NULL AND signed_until <= $1";
+const LIVE_FAMILY: &str = "SELECT f.id FROM refresh_families f JOIN users u ON u.id = f.user_id
+     WHERE f.revoked_at IS NULL AND f.session_version >= u.session_version";
 
 impl Pg {
+    pub(crate) fn set_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+        bump: bool,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<i64, StoreError> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction().map_err(pg_err)?;
+        let version: i64 = match first(
+            &mut tx,
+            "UPDATE users SET password_hash = $2, session_version = session_version + $3
+             WHERE username = $1 RETURNING session_version",
+            &[&username, &password_hash, &i64::from(bump)],
+        )? {
+            Some(r) => get(&r, 0)?,
+            None => return Err(StoreError::NotFound),
+        };
+        let detail = if bump {
+            format!("session_version={version}")
+        } else {
+            "sessions kept".to_string()
+        };
+        record(
+            &mut tx,
+            now,
+            &AuditEntry {
+                detail,
+                ..audit.clone()
+            },
+        )?;
+        tx.commit().map_err(pg_err)?;
+        Ok(version)
+    }
+
+    pub(crate) fn delete_user(
+        &self,
+        username: &str,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<User, StoreError> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction().map_err(pg_err)?;
+        let user = match first(
+            &mut tx,
+            "DELETE FROM users WHERE username = $1
+             RETURNING id, username, session_version, created_at",
+            &[&username],
+        )? {
+            Some(r) => user_from_row(&r)?,
+            None => return Err(StoreError::NotFound),
+        };
+        record(
+            &mut tx,
+            now,
+            &AuditEntry {
+                detail: format!("id={}", user.id),
+                ..audit.clone()
+            },
+        )?;
+        tx.commit().map_err(pg_err)?;
+        Ok(user)
+    }
+
     pub(crate) fn insert_first_key(&self, key: &NewKey<'_>, now: i64) -> Result<bool, StoreError> {
         let n = self
             .conn()?
@@ -38,7 +97,8 @@ impl Pg {
     }
 
     pub(crate) fn active_key(&self) -> Result<Option<ActiveKey>, StoreError> {
-        let row = self.one(
+        let row = first(
+            &mut **self.conn()?,
             "SELECT kid, secret_key, signed_until FROM signing_keys WHERE slot = 'active'",
             &[],
         )?;
@@ -54,25 +114,28 @@ impl Pg {
 
     pub(crate) fn extend_key_use(&self, kid: &str, until: i64) -> Result<bool, StoreError> {
         let mut conn = self.conn()?;
-        let stmt = conn.prepared(
-            "UPDATE signing_keys SET signed_until = $2
-             WHERE kid = $1 AND slot = 'active' AND signed_until < $2",
-        )?;
-        if conn.execute(&stmt, &[&kid, &until]).map_err(pg_err)? == 1 {
+        let n = conn
+            .execute(
+                "UPDATE signing_keys SET signed_until = $2
+                 WHERE kid = $1 AND slot = 'active' AND signed_until < $2",
+                &[&kid, &until],
+            )
+            .map_err(pg_err)?;
+        if n == 1 {
             return Ok(true);
         }
         // Nothing written: either already far enough (fine) or no longer active.
-        let stmt = conn.prepared(
+        Ok(first(
+            &mut **conn,
             "SELECT 1 FROM signing_keys WHERE kid = $1 AND slot = 'active' AND signed_until >= $2",
-        )?;
-        Ok(!conn
-            .query(&stmt, &[&kid, &until])
-            .map_err(pg_err)?
-            .is_empty())
+            &[&kid, &until],
+        )?
+        .is_some())
     }
 
     pub(crate) fn public_key(&self, kid: &str) -> Result<Option<String>, StoreError> {
-        let row = self.one(
+        let row = first(
+            &mut **self.conn()?,
             "SELECT public_key FROM signing_keys WHERE kid = $1",
             &[&kid],
         )?;
@@ -123,10 +186,13 @@ impl Pg {
             )
             .map_err(pg_err)?;
         if n != 1 {
-            // A racing rotation put its own key in first.
             return Err(StoreError::Conflict);
         }
-        tx.execute(DROP_RETIRED, &[&now]).map_err(pg_err)?;
+        tx.execute(
+            "DELETE FROM signing_keys WHERE slot IS NULL AND signed_until <= $1",
+            &[&now],
+        )
+        .map_err(pg_err)?;
         record(
             &mut tx,
             now,
@@ -145,7 +211,10 @@ impl Pg {
     pub(crate) fn drop_retired_keys(&self, now: i64) -> Result<usize, StoreError> {
         let n = self
             .conn()?
-            .execute(DROP_RETIRED, &[&now])
+            .execute(
+                "DELETE FROM signing_keys WHERE slot IS NULL AND signed_until <= $1",
+                &[&now],
+            )
             .map_err(pg_err)?;
         Ok(n as usize)
     }
@@ -160,17 +229,24 @@ impl Pg {
         let mut conn = self.conn()?;
         let mut tx = conn.transaction().map_err(pg_err)?;
         let now = first_token.now;
-        let row = first(
+        let (version, family_expires): (i64, i64) = match first(
             &mut tx,
             "INSERT INTO refresh_families (id, user_id, session_version, created_at, expires_at)
-             SELECT $1, u.id, u.session_version, $3::bigint, $3::bigint + $4::bigint
-             FROM users u WHERE u.id = $2
-             RETURNING session_version, expires_at, (SELECT username FROM users WHERE id = $2)",
+             SELECT $1, id, session_version, $3::bigint, $3::bigint + $4::bigint FROM users WHERE id = $2
+             RETURNING session_version, expires_at",
             &[&family_id, &user_id, &now, &lifetime_ms],
-        )?
-        .ok_or(StoreError::NotFound)?;
-        let (version, family_expires, username): (i64, i64, String) =
-            (get(&row, 0)?, get(&row, 1)?, get(&row, 2)?);
+        )? {
+            Some(r) => (get(&r, 0)?, get(&r, 1)?),
+            None => return Err(StoreError::NotFound),
+        };
+        let username: String = match first(
+            &mut tx,
+            "SELECT username FROM users WHERE id = $1",
+            &[&user_id],
+        )? {
+            Some(r) => get(&r, 0)?,
+            None => return Err(StoreError::NotFound),
+        };
         let token_expires_at = insert_refresh(&mut tx, family_id, first_token, family_expires)?;
         tx.commit().map_err(pg_err)?;
         Ok(Family {
@@ -191,35 +267,37 @@ impl Pg {
         let mut conn = self.conn()?;
         let mut tx = conn.transaction().map_err(pg_err)?;
         let now = next.now;
-        // The guard is the decision: only one caller can move spent_at off NULL.
+        // The guard is the decision: only one caller can move spent_at off NULL (a
+        // racing one waits for the row, then finds it spent).
         let spent: Option<String> = first(
             &mut tx,
-            "UPDATE refresh_tokens SET spent_at = $2
-             WHERE token_hash = $1 AND spent_at IS NULL AND expires_at > $2
-               AND family_id IN (
-                   SELECT f.id FROM refresh_families f JOIN users u ON u.id = f.user_id
-                   WHERE f.revoked_at IS NULL AND f.session_version >= u.session_version)
-             RETURNING family_id",
+            &format!(
+                "UPDATE refresh_tokens SET spent_at = $2
+                 WHERE token_hash = $1 AND spent_at IS NULL AND expires_at > $2
+                   AND family_id IN ({LIVE_FAMILY})
+                 RETURNING family_id"
+            ),
             &[&&old[..], &now],
         )?
         .map(|r| get(&r, 0))
         .transpose()?;
         let outcome = match spent {
             Some(family_id) => {
-                let row = first(
+                let r = first(
                     &mut tx,
                     "SELECT f.user_id, u.username, u.session_version, f.expires_at
                      FROM refresh_families f JOIN users u ON u.id = f.user_id WHERE f.id = $1",
                     &[&family_id],
                 )?
                 .ok_or(StoreError::NotFound)?;
-                let family_expires: i64 = get(&row, 3)?;
+                let (user_id, username, version, family_expires): (String, String, i64, i64) =
+                    (get(&r, 0)?, get(&r, 1)?, get(&r, 2)?, get(&r, 3)?);
                 let token_expires_at = insert_refresh(&mut tx, &family_id, next, family_expires)?;
                 Rotation::Rotated(Family {
                     id: family_id,
-                    user_id: get(&row, 0)?,
-                    username: get(&row, 1)?,
-                    session_version: get(&row, 2)?,
+                    user_id,
+                    username,
+                    session_version: version,
                     token_expires_at,
                 })
             }
@@ -236,7 +314,8 @@ impl Pg {
                     Some(r) if get::<Option<i64>>(&r, 1)?.is_some() => {
                         let family_id: String = get(&r, 0)?;
                         let username: String = get(&r, 2)?;
-                        if revoke_family_in(&mut tx, &family_id, now)? == 1 {
+                        let n = revoke_family_in(&mut tx, &family_id, now)?;
+                        if n == 1 {
                             record(
                                 &mut tx,
                                 now,
@@ -293,21 +372,16 @@ impl Pg {
     }
 
     pub(crate) fn access_parent(&self, sid: &str, sub: &str) -> Result<Option<Parent>, StoreError> {
-        let row = if sid.starts_with(FAMILY_ID_PREFIX) {
-            self.one(
-                "SELECT 'refresh', f.revoked_at, u.username, u.session_version
-                 FROM refresh_families f JOIN users u ON u.id = f.user_id
-                 WHERE f.id = $1 AND f.user_id = $2",
-                &[&sid, &sub],
-            )?
+        let sql = if sid.starts_with(FAMILY_ID_PREFIX) {
+            "SELECT 'refresh'::text, f.revoked_at, u.username, u.session_version
+             FROM refresh_families f JOIN users u ON u.id = f.user_id
+             WHERE f.id = $1 AND f.user_id = $2"
         } else {
-            self.one(
-                "SELECT t.kind, t.revoked_at, u.username, u.session_version
-                 FROM tokens t JOIN users u ON u.id = t.user_id
-                 WHERE t.id = $1 AND t.user_id = $2",
-                &[&sid, &sub],
-            )?
+            "SELECT t.kind, t.revoked_at, u.username, u.session_version
+             FROM tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.id = $1 AND t.user_id = $2"
         };
+        let row = self.one(sql, &[&sid, &sub])?;
         row.map(|r| {
             Ok(Parent {
                 kind: get(&r, 0)?,
@@ -335,14 +409,15 @@ impl Pg {
             .execute(
                 "DELETE FROM refresh_families WHERE id IN (
                      SELECT id FROM refresh_families WHERE expires_at < $1 OR revoked_at < $1
-                     LIMIT $2)",
+                     LIMIT $2 FOR UPDATE SKIP LOCKED)",
                 &[&cutoff, &batch],
             )
             .map_err(pg_err)?;
         let tokens = conn
             .execute(
                 "DELETE FROM refresh_tokens WHERE token_hash IN (
-                     SELECT token_hash FROM refresh_tokens WHERE expires_at < $1 LIMIT $2)",
+                     SELECT token_hash FROM refresh_tokens WHERE expires_at < $1
+                     LIMIT $2 FOR UPDATE SKIP LOCKED)",
                 &[&cutoff, &batch],
             )
             .map_err(pg_err)?;
@@ -350,8 +425,8 @@ impl Pg {
     }
 }
 
-fn insert_refresh<C: GenericClient>(
-    tx: &mut C,
+fn insert_refresh(
+    tx: &mut postgres::Transaction<'_>,
     family_id: &str,
     t: &NewRefresh<'_>,
     family_expires: i64,
@@ -365,8 +440,8 @@ fn insert_refresh<C: GenericClient>(
     Ok(expires_at)
 }
 
-fn revoke_family_in<C: GenericClient>(
-    tx: &mut C,
+fn revoke_family_in(
+    tx: &mut postgres::Transaction<'_>,
     family_id: &str,
     now: i64,
 ) -> Result<u64, StoreError> {

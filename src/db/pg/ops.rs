@@ -13,7 +13,7 @@ use crate::db::{
     AuditEntry, AuditRecord, NewToken, PatSummary, RevokeOutcome, StoreError, TokenRecord, User,
 };
 
-type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+pub(super) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
 /// The first row of a statement, if any (the statements here match one key).
 pub(super) fn first<C: GenericClient>(
@@ -67,7 +67,7 @@ pub(super) fn record<C: GenericClient>(
     .map_err(pg_err)
 }
 
-fn user_from_row(r: &Row) -> Result<User, StoreError> {
+pub(super) fn user_from_row(r: &Row) -> Result<User, StoreError> {
     Ok(User {
         id: get(r, 0)?,
         username: get(r, 1)?,
@@ -157,71 +157,6 @@ impl Pg {
         )?;
         tx.commit().map_err(pg_err)?;
         Ok(version)
-    }
-
-    pub(crate) fn set_password(
-        &self,
-        username: &str,
-        password_hash: &str,
-        bump: bool,
-        now: i64,
-        audit: &AuditEntry,
-    ) -> Result<i64, StoreError> {
-        let mut conn = self.conn()?;
-        let mut tx = conn.transaction().map_err(pg_err)?;
-        let version: i64 = match first(
-            &mut tx,
-            "UPDATE users SET password_hash = $2, session_version = session_version + $3
-             WHERE username = $1 RETURNING session_version",
-            &[&username, &password_hash, &i64::from(bump)],
-        )? {
-            Some(r) => get(&r, 0)?,
-            None => return Err(StoreError::NotFound),
-        };
-        let detail = if bump {
-            format!("session_version={version}")
-        } else {
-            "sessions kept".to_string()
-        };
-        record(
-            &mut tx,
-            now,
-            &AuditEntry {
-                detail,
-                ..audit.clone()
-            },
-        )?;
-        tx.commit().map_err(pg_err)?;
-        Ok(version)
-    }
-
-    pub(crate) fn delete_user(
-        &self,
-        username: &str,
-        now: i64,
-        audit: &AuditEntry,
-    ) -> Result<User, StoreError> {
-        let mut conn = self.conn()?;
-        let mut tx = conn.transaction().map_err(pg_err)?;
-        let user = match first(
-            &mut tx,
-            "DELETE FROM users WHERE username = $1
-             RETURNING id, username, session_version, created_at",
-            &[&username],
-        )? {
-            Some(r) => user_from_row(&r)?,
-            None => return Err(StoreError::NotFound),
-        };
-        record(
-            &mut tx,
-            now,
-            &AuditEntry {
-                detail: format!("id={}", user.id),
-                ..audit.clone()
-            },
-        )?;
-        tx.commit().map_err(pg_err)?;
-        Ok(user)
     }
 
     pub(crate) fn secret(&self, name: &str, fresh: &[u8; 32]) -> Result<Vec<u8>, StoreError> {
