@@ -8,6 +8,7 @@ mod caddy;
 mod cli;
 mod client;
 mod docs;
+mod limits;
 mod nginx;
 mod oauth;
 mod openapi;
