@@ -23,7 +23,9 @@ pub struct Config {
     pub login_max_failures_user: u32,
     pub login_max_failures_addr: u32,
     pub trusted_proxies: Vec<Cidr>,
+    /// Only sizes the database pool now (connections serve their own requests).
     pub workers: usize,
+    pub max_connections: usize,
     pub login_workers: usize,
     /// Logins that may wait for a hashing thread; more get 429.
     pub login_queue: usize,
@@ -82,6 +84,8 @@ impl Config {
             )? as u32,
             trusted_proxies: parse_cidrs(&a.trusted_proxies)?,
             workers,
+            max_connections: count_flag("--max-connections", &a.max_connections, 1, 1 << 20)?
+                as usize,
             login_workers,
             login_queue,
             purge_after_ms: duration_flag("--purge-after", &a.purge_after)?,

@@ -28,6 +28,16 @@ pub const ENDPOINTS: &[&str] = &[
 /// Index of `validate` in `ENDPOINTS`.
 const VALIDATE: usize = 3;
 const CLASSES: &[&str] = &["2xx", "3xx", "4xx", "5xx"];
+/// Requests the HTTP layer refused itself, by kind (the `kind` label).
+pub const REFUSALS: &[&str] = &[
+    "bad_framing",
+    "timeout",
+    "payload_too_large",
+    "uri_too_long",
+    "expectation_failed",
+    "header_fields_too_large",
+    "version_not_supported",
+];
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -56,6 +66,10 @@ pub struct Metrics {
     pub login_throttled: AtomicU64,
     pub login_pool_rejected: AtomicU64,
     pub purged_tokens: AtomicU64,
+    /// Client connections open right now (a gauge).
+    pub open_connections: AtomicU64,
+    /// Indexed like `REFUSALS`.
+    pub refusals: [AtomicU64; 7],
 }
 
 pub fn endpoint_index(name: &str) -> usize {
@@ -188,6 +202,22 @@ impl Metrics {
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
                 value.load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP appliance_open_connections Client connections open now.\n# TYPE appliance_open_connections gauge\nappliance_open_connections {}",
+            self.open_connections.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP appliance_http_refusals_total Requests refused by the HTTP layer before routing, by kind.\n# TYPE appliance_http_refusals_total counter"
+        );
+        for (kind, n) in REFUSALS.iter().zip(self.refusals.iter()) {
+            let _ = writeln!(
+                out,
+                "appliance_http_refusals_total{{kind=\"{kind}\"}} {}",
+                n.load(Relaxed)
             );
         }
         if let Some((sessions, pats)) = live {

@@ -1,5 +1,6 @@
-//! The HTTP server: a listener bound before the workers start, a fixed set of worker
-//! threads calling `recv()` on one `Arc<Server>`, and a clean stop on SIGTERM/SIGINT.
+//! The HTTP server: a listener bound before serving starts, one thread per connection
+//! (at most `--max-connections`) that reads and answers its own requests within the
+//! HTTP limits, and a clean stop on SIGTERM/SIGINT.
 //!
 //! A request flows socket → `request::read` → `routes::route` → handler → app →
 //! storage, and back as one `Reply` written by `response::send`.
@@ -12,9 +13,8 @@ pub mod response;
 mod routes;
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Socket, Type};
@@ -62,34 +62,23 @@ pub fn bind(addr: &str, timeout: Duration) -> Result<TcpListener, String> {
 }
 
 /// Serves until SIGTERM or SIGINT, then lets in-flight requests finish and returns.
+///
+/// Each connection's thread reads its requests and answers them itself (the vendored
+/// tiny_http's per-connection server): a slow or stalled client holds only its own
+/// thread, for at most `--client-timeout`, and at most `--max-connections` threads exist.
 pub fn serve(app: Arc<App>, listener: TcpListener) -> Result<(), String> {
     let local = listener
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
-    let server = Arc::new(
-        tiny_http::Server::from_listener(listener, None)
-            .map_err(|e| format!("cannot start the HTTP server: {e}"))?,
-    );
-    let stopping = Arc::new(AtomicBool::new(false));
+    let limits = tiny_http::Limits {
+        body_limit: app.config.body_limit,
+        client_timeout: Duration::from_millis(app.config.client_timeout_ms as u64),
+        max_connections: app.config.max_connections,
+        ..tiny_http::Limits::default()
+    };
     log::start_flusher()?;
-    let mut workers = Vec::with_capacity(app.config.workers);
-    for i in 0..app.config.workers {
-        let (server, app, stopping) =
-            (Arc::clone(&server), Arc::clone(&app), Arc::clone(&stopping));
-        let worker = thread::Builder::new()
-            .name(format!("http-{i}"))
-            .spawn(move || loop {
-                match server.recv() {
-                    Ok(rq) => handle(&app, rq),
-                    Err(_) if stopping.load(Ordering::SeqCst) => return,
-                    // Only unblock() wakes recv() without a request (our vendored
-                    // tiny_http never stops accepting), so this is spurious.
-                    Err(_) => continue,
-                }
-            })
-            .map_err(|e| format!("cannot start worker thread: {e}"))?;
-        workers.push(worker);
-    }
+    let server = tiny_http::ConnectionServer::start(listener, limits, Arc::new(Handler(app)))
+        .map_err(|e| format!("cannot start the HTTP server: {e}"))?;
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
@@ -100,30 +89,68 @@ pub fn serve(app: Arc<App>, listener: TcpListener) -> Result<(), String> {
         log::flush();
         eprintln!("received signal {sig}; finishing in-flight requests");
     }
-    stopping.store(true, Ordering::SeqCst);
     // In-flight requests get a few seconds; a client that stalls longer does not keep
-    // the process (PID 1 in a container) from stopping.
-    let _ = thread::Builder::new()
-        .name("shutdown-deadline".into())
-        .spawn(|| {
-            thread::sleep(SHUTDOWN_GRACE);
-            log::flush();
-            eprintln!(
-                "in-flight requests did not finish within {}s; exiting",
-                SHUTDOWN_GRACE.as_secs()
-            );
-            std::process::exit(0);
-        });
-    // unblock() wakes one recv() per call: once per worker.
-    for _ in 0..workers.len() {
-        server.unblock();
-    }
-    for w in workers {
-        let _ = w.join();
-    }
+    // the process (PID 1 in a container) from stopping. Idle keep-alive connections
+    // end with the process.
+    let drained = server.shutdown(SHUTDOWN_GRACE);
     log::flush();
-    eprintln!("stopped");
+    if drained {
+        eprintln!("stopped");
+    } else {
+        eprintln!(
+            "in-flight requests did not finish within {}s; exiting",
+            SHUTDOWN_GRACE.as_secs()
+        );
+    }
     Ok(())
+}
+
+/// The application as the per-connection server sees it.
+struct Handler(Arc<App>);
+
+impl tiny_http::Handler for Handler {
+    fn handle(&self, rq: tiny_http::Request) {
+        handle(&self.0, rq);
+    }
+
+    fn refuse(
+        &self,
+        refusal: tiny_http::Refusal,
+        target: &str,
+    ) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
+        use crate::error::Error;
+        use tiny_http::Refusal as R;
+        let kind = R::ALL.iter().position(|r| *r == refusal).unwrap_or(0);
+        if let Some(n) = self.0.metrics.refusals.get(kind) {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+        let error = match refusal {
+            R::BadRequest => Error::InvalidRequest(
+                "The request could not be parsed or its length is ambiguous.".into(),
+            ),
+            R::Timeout => Error::RequestTimeout,
+            R::PayloadTooLarge => Error::PayloadTooLarge(self.0.config.body_limit),
+            R::UriTooLong => Error::UriTooLong,
+            R::ExpectationFailed => Error::ExpectationFailed,
+            R::HeaderFieldsTooLarge => Error::HeaderFieldsTooLarge,
+            R::VersionNotSupported => Error::HttpVersionNotSupported,
+        };
+        let path = target.split('?').next().unwrap_or("");
+        log::line(format_args!(
+            "- {} {} refused: {}",
+            if path.is_empty() { "-" } else { path },
+            error.status(),
+            crate::metrics::REFUSALS[kind]
+        ));
+        response::to_response(error_reply(path, &error))
+    }
+
+    fn connections(&self, open: usize) {
+        self.0
+            .metrics
+            .open_connections
+            .store(open as u64, Ordering::Relaxed);
+    }
 }
 
 fn handle(app: &App, mut rq: tiny_http::Request) {

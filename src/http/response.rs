@@ -86,6 +86,11 @@ impl Reply {
 
 /// Sends the reply; a client that went away is not an error worth more than a shrug.
 pub fn send(rq: tiny_http::Request, reply: Reply) {
+    let _ = rq.respond(to_response(reply));
+}
+
+/// Status, headers and body bytes of a reply.
+pub fn to_response(reply: Reply) -> Response<Cursor<Vec<u8>>> {
     let (content_type, bytes): (Option<&str>, Vec<u8>) = match reply.body {
         Body::Empty => (None, Vec::new()),
         Body::Json(v) => (
@@ -112,7 +117,7 @@ pub fn send(rq: tiny_http::Request, reply: Reply) {
     for (name, value) in &reply.headers {
         response.add_header(header(name, value));
     }
-    let _ = rq.respond(response);
+    response
 }
 
 fn header(name: &str, value: &str) -> Header {

@@ -235,15 +235,15 @@ impl Iterator for ClientConnection {
 
             // checking HTTP version
             if *rq.http_version() > (1, 1) {
-                let writer = self.sink.next().unwrap();
+                // appliance patch: answer through the request's own writer and close. A
+                // second writer waited for the first (held by `rq`) forever, leaking the
+                // thread and its socket on every such request.
                 let response = Response::from_string(
                     "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
                 )
                 .with_status_code(StatusCode(505));
-                response
-                    .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                    .ok();
-                continue;
+                let _ = rq.respond(response);
+                return None;
             }
 
             // updating the status of the connection

@@ -248,6 +248,14 @@ where
 
     /// Adds a header to the list.
     /// Does all the checks.
+    /// appliance patch: a `Connection` header of the server's own choosing, which
+    /// `add_header` refuses to take from users.
+    pub(crate) fn set_connection(&mut self, value: &'static str) {
+        self.headers.retain(|h| !h.field.equiv("Connection"));
+        self.headers
+            .push(Header::from_bytes(&b"Connection"[..], value.as_bytes()).unwrap());
+    }
+
     pub fn add_header<H>(&mut self, header: H)
     where
         H: Into<Header>,
