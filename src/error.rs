@@ -36,7 +36,8 @@ pub enum Error {
     InvalidCredentials,
     Forbidden(String),
     NotFound,
-    MethodNotAllowed,
+    /// With the methods the path answers (the `Allow` header).
+    MethodNotAllowed(&'static str),
     PayloadTooLarge(u64),
     /// The HTTP layer's own refusals (then the connection closes).
     RequestTimeout,
@@ -59,7 +60,7 @@ impl Error {
             Error::InvalidToken(_) | Error::InvalidCredentials => 401,
             Error::Forbidden(_) => 403,
             Error::NotFound => 404,
-            Error::MethodNotAllowed => 405,
+            Error::MethodNotAllowed(_) => 405,
             Error::RequestTimeout => 408,
             Error::PayloadTooLarge(_) => 413,
             Error::UriTooLong => 414,
@@ -78,7 +79,7 @@ impl Error {
             Error::InvalidCredentials => "invalid_credentials",
             Error::Forbidden(_) => "forbidden",
             Error::NotFound => "not_found",
-            Error::MethodNotAllowed => "method_not_allowed",
+            Error::MethodNotAllowed(_) => "method_not_allowed",
             Error::PayloadTooLarge(_) => "payload_too_large",
             Error::RequestTimeout => "request_timeout",
             Error::ExpectationFailed => "expectation_failed",
@@ -106,7 +107,7 @@ impl Error {
             .to_string(),
             Error::InvalidCredentials => "Invalid username or password.".to_string(),
             Error::NotFound => "No such resource.".to_string(),
-            Error::MethodNotAllowed => "This method is not allowed on this path.".to_string(),
+            Error::MethodNotAllowed(_) => "This method is not allowed on this path.".to_string(),
             Error::PayloadTooLarge(limit) => {
                 format!("The request body is larger than the limit of {limit} bytes.")
             }
@@ -137,7 +138,7 @@ impl Error {
             Error::InvalidCredentials,
             Error::Forbidden("x".into()),
             Error::NotFound,
-            Error::MethodNotAllowed,
+            Error::MethodNotAllowed("GET, HEAD"),
             Error::PayloadTooLarge(1),
             Error::RequestTimeout,
             Error::ExpectationFailed,

@@ -12,6 +12,8 @@ pub mod request;
 pub mod response;
 mod routes;
 
+pub use routes::Endpoint;
+
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -20,7 +22,6 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Socket, Type};
 
 use crate::app::App;
-use crate::metrics::endpoint_index;
 use response::Reply;
 
 /// The browser session cookie.
@@ -142,7 +143,7 @@ impl tiny_http::Handler for Handler {
             error.status(),
             crate::metrics::REFUSALS[kind]
         ));
-        response::to_response(error_reply(path, &error))
+        response::to_response(error_reply(routes::is_page(path), &error))
     }
 
     fn connections(&self, open: usize) {
@@ -158,20 +159,16 @@ fn handle(app: &App, mut rq: tiny_http::Request) {
     let (endpoint, reply) =
         match request::read(&mut rq, app.config.body_limit, &app.config.trusted_proxies) {
             Ok(req) => {
-                let (endpoint, result) = routes::route(app, &req);
-                (
-                    endpoint,
-                    result.unwrap_or_else(|e| error_reply(&req.path, &e)),
-                )
+                let (endpoint, page, result) = routes::route(app, &req);
+                (endpoint, result.unwrap_or_else(|e| error_reply(page, &e)))
             }
-            Err(e) => (
-                "other",
-                error_reply(rq.url().split('?').next().unwrap_or(""), &e),
-            ),
+            Err(e) => {
+                let path = rq.url().split('?').next().unwrap_or("");
+                (Endpoint::Other, error_reply(routes::is_page(path), &e))
+            }
         };
     let micros = started.elapsed().as_micros() as u64;
-    app.metrics
-        .observe(endpoint_index(endpoint), reply.status, micros);
+    app.metrics.observe(endpoint, reply.status, micros);
     // One line per request; the path only (a query may carry a redirect target, never
     // a token, but it is not needed to read the log).
     let path = rq.url().split('?').next().unwrap_or("");
@@ -186,13 +183,20 @@ fn handle(app: &App, mut rq: tiny_http::Request) {
     response::send(rq, reply);
 }
 
-/// Errors on the browser pages are HTML pages; everywhere else the contract's JSON.
-fn error_reply(path: &str, e: &crate::error::Error) -> Reply {
+/// Errors on the browser pages are HTML pages (the route table says which); everywhere
+/// else the contract's JSON.
+fn error_reply(page: bool, e: &crate::error::Error) -> Reply {
     if let crate::error::Error::Internal(detail) = e {
         log::line(format_args!("ERROR {detail}"));
     }
-    match path {
-        "/login" | "/logout" | "/" => browser::error_page(e),
-        _ => Reply::from_error(e),
+    if page {
+        match e {
+            crate::error::Error::MethodNotAllowed(methods) => {
+                browser::error_page(e).header("Allow", *methods)
+            }
+            _ => browser::error_page(e),
+        }
+    } else {
+        Reply::from_error(e)
     }
 }

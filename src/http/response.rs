@@ -76,6 +76,9 @@ impl Reply {
             Error::TooManyRequests { retry_after_secs } => {
                 Reply::json(429, Value::Null).header("Retry-After", retry_after_secs.to_string())
             }
+            Error::MethodNotAllowed(methods) => {
+                Reply::json(405, Value::Null).header("Allow", *methods)
+            }
             _ => Reply::json(e.status(), Value::Null),
         };
         reply.status = e.status();
