@@ -2,7 +2,7 @@ use ascii::AsciiString;
 
 use std::io::Error as IoError;
 use std::io::Result as IoResult;
-use std::io::{BufReader, BufWriter, ErrorKind, Read};
+use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -242,7 +242,10 @@ impl Iterator for ClientConnection {
                     "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
                 )
                 .with_status_code(StatusCode(505));
-                let _ = rq.respond(response);
+                let mut writer = rq.into_writer();
+                let _ = response
+                    .raw_print(&mut writer, HTTPVersion(1, 1), &[], false, None)
+                    .and_then(|_| writer.flush());
                 return None;
             }
 
@@ -313,5 +316,25 @@ mod test {
 
         assert!(super::parse_request_line("GET /hello").is_err());
         assert!(super::parse_request_line("qsd qsd qsd").is_err());
+    }
+}
+
+#[cfg(test)]
+mod appliance_tests {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    /// appliance patch: the 505 used to wait forever for the request's writer.
+    #[test]
+    fn an_http2_request_line_gets_505_and_the_connection_closes() {
+        let server = crate::Server::http("127.0.0.1:0").unwrap();
+        let addr = server.server_addr().to_ip().unwrap();
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        c.write_all(b"GET / HTTP/2.0\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        let _ = c.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 505"), "{:?}", answer);
     }
 }
