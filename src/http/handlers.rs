@@ -4,7 +4,7 @@
 use serde_json::{json, Map, Value};
 
 use super::request::Req;
-use super::response::Reply;
+use super::response::{Body, Reply};
 use crate::app::{App, Principal, Slide};
 use crate::auth::token;
 use crate::clock::rfc3339;
@@ -224,9 +224,21 @@ pub fn oauth_revoke(app: &App, req: &Req) -> Result<Reply, Error> {
 }
 
 pub fn openapi() -> Result<Reply, Error> {
-    let doc: Value = serde_json::from_str(include_str!("openapi.json"))
-        .map_err(|e| Error::Internal(format!("openapi.json does not parse: {e}")))?;
-    Ok(Reply::json(200, doc))
+    // Parsed and serialised once, not on every request.
+    static DOC: std::sync::OnceLock<Result<Vec<u8>, String>> = std::sync::OnceLock::new();
+    let doc = DOC.get_or_init(|| {
+        serde_json::from_str::<Value>(include_str!("openapi.json"))
+            .and_then(|doc| serde_json::to_vec(&doc))
+            .map_err(|e| format!("openapi.json does not parse: {e}"))
+    });
+    match doc {
+        Ok(bytes) => Ok(Reply {
+            status: 200,
+            headers: Vec::new(),
+            body: Body::JsonBytes(bytes),
+        }),
+        Err(e) => Err(Error::Internal(e.clone())),
+    }
 }
 
 pub fn healthz(app: &App) -> Result<Reply, Error> {

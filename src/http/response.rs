@@ -12,6 +12,8 @@ use crate::error::Error;
 pub enum Body {
     Empty,
     Json(Value),
+    /// JSON serialised once, at first use (the OpenAPI document).
+    JsonBytes(&'static [u8]),
     Html(String),
     Text(String),
 }
@@ -100,6 +102,7 @@ pub fn to_response(reply: Reply) -> Response<Cursor<Vec<u8>>> {
             Some("application/json"),
             serde_json::to_vec(&v).unwrap_or_default(),
         ),
+        Body::JsonBytes(b) => (Some("application/json"), b.to_vec()),
         Body::Html(s) => (Some("text/html; charset=utf-8"), s.into_bytes()),
         Body::Text(s) => (
             Some("text/plain; version=0.0.4; charset=utf-8"),

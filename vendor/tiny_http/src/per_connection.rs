@@ -674,12 +674,17 @@ fn parse_header(line: &[u8]) -> Result<Header, Failure> {
     if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
         return Err(Failure::Refuse(Refusal::BadRequest));
     }
-    let value: Vec<u8> = value
-        .iter()
-        .map(|&b| if b.is_ascii() { b } else { b'?' })
-        .collect();
-    let trimmed = trim_ows(&value);
-    Header::from_bytes(name, trimmed).map_err(|_| Failure::Refuse(Refusal::BadRequest))
+    let value = trim_ows(value);
+    let header = if value.is_ascii() {
+        Header::from_bytes(name, value)
+    } else {
+        let value: Vec<u8> = value
+            .iter()
+            .map(|&b| if b.is_ascii() { b } else { b'?' })
+            .collect();
+        Header::from_bytes(name, value)
+    };
+    header.map_err(|_| Failure::Refuse(Refusal::BadRequest))
 }
 
 fn trim_ows(v: &[u8]) -> &[u8] {
