@@ -555,8 +555,8 @@ pub fn read_request<R: BufRead>(
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
     let mut expect_continue = false;
-    let mut close = version <= (1, 0);
-    let mut keep_alive_1_0 = false;
+    let mut wants_close = false;
+    let mut wants_keep_alive = false;
     for h in &headers {
         let value = h.value.as_str();
         if h.field.equiv("Content-Length") {
@@ -580,16 +580,16 @@ pub fn read_request<R: BufRead>(
             for token in value.split(',').map(str::trim) {
                 if token.eq_ignore_ascii_case("close") || token.eq_ignore_ascii_case("upgrade") {
                     // We never upgrade: the answer is an ordinary one, the last.
-                    close = true;
-                    keep_alive_1_0 = false;
-                } else if token.eq_ignore_ascii_case("keep-alive") && version == (1, 0) && !close
-                {
-                    close = false;
-                    keep_alive_1_0 = true;
+                    wants_close = true;
+                } else if token.eq_ignore_ascii_case("keep-alive") {
+                    wants_keep_alive = true;
                 }
             }
         }
     }
+    // HTTP/1.0 closes unless it asks to stay; 1.1 stays unless it asks to close.
+    let close = wants_close || (version <= (1, 0) && !wants_keep_alive);
+    let keep_alive_1_0 = version == (1, 0) && !close;
     if chunked && (content_length.is_some() || version <= (1, 0)) {
         return Err(Failure::Refuse(Refusal::BadRequest));
     }
@@ -801,6 +801,12 @@ mod tests {
         assert_eq!(p.body, b"abc");
         assert!(!p.close);
         let p = read(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        assert!(p.close);
+        let p = read(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").unwrap();
+        assert!(!p.close && p.keep_alive_1_0);
+        let p = read(b"GET / HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n").unwrap();
+        assert!(p.close && !p.keep_alive_1_0);
+        let p = read(b"GET / HTTP/1.1\r\nConnection: Upgrade\r\n\r\n").unwrap();
         assert!(p.close);
     }
 
