@@ -146,6 +146,14 @@ impl tiny_http::Handler for Handler {
         response::to_response(error_reply(routes::is_page(path), &error))
     }
 
+    fn trouble(&self, what: &str, error: &std::io::Error, retry_in: Duration) {
+        // At most a few lines a second: the server backs off between attempts.
+        log::line(format_args!(
+            "ERROR {what} failed: {error}; retrying in {}ms",
+            retry_in.as_millis()
+        ));
+    }
+
     fn connections(&self, open: usize) {
         self.0
             .metrics

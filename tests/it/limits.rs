@@ -391,3 +391,53 @@ fn connections_beyond_the_cap_wait_and_are_then_served() {
     let n = waiting.read(&mut buf).unwrap();
     assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
 }
+
+/// At the file-descriptor limit the accept thread used to panic and every later
+/// connection was refused while the process lived on. Now accept backs off and retries,
+/// and the server answers again once connections close.
+#[test]
+fn the_listener_survives_running_out_of_file_descriptors() {
+    let s = Server::start(&["--client-timeout", "5s"]);
+    let used = proc_count(s.pid(), "fd");
+    let limit = used + 8;
+    let status = std::process::Command::new("prlimit")
+        .args([
+            "--pid",
+            &s.pid().to_string(),
+            &format!("--nofile={limit}:{limit}"),
+        ])
+        .status();
+    if !status.is_ok_and(|st| st.success()) {
+        eprintln!("skipped: prlimit is not available");
+        return;
+    }
+    // More connections than descriptors left: some wait in the backlog while accept
+    // fails with EMFILE.
+    let hogs: Vec<TcpStream> = (0..30)
+        .map(|_| TcpStream::connect(("127.0.0.1", s.port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    drop(hogs);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let _ = c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut answer = String::new();
+        let _ = c.read_to_string(&mut answer);
+        if answer.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no answer after the fd limit: {answer:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        s.log_lines()
+            .iter()
+            .any(|l| l.contains("ERROR accept failed")),
+        "the accept failures were not logged"
+    );
+}

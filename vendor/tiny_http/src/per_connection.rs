@@ -107,6 +107,9 @@ pub trait Handler: Send + Sync + 'static {
     fn refuse(&self, refusal: Refusal, target: &str) -> Response<Cursor<Vec<u8>>>;
     /// Called with the number of open connections whenever it changes.
     fn connections(&self, _open: usize) {}
+    /// Called when accepting or starting a connection's thread failed; the server
+    /// backs off for `retry_in` and tries again.
+    fn trouble(&self, _what: &str, _error: &io::Error, _retry_in: Duration) {}
 }
 
 /// A running per-connection server.
@@ -148,12 +151,6 @@ impl ConnectionServer {
     /// Connections open right now.
     pub fn open_connections(&self) -> usize {
         self.shared.open_count.load(Ordering::Relaxed)
-    }
-
-    /// A counter of open connections that outlives borrows of the server (for metrics).
-    pub fn open_connections_fn(&self) -> impl Fn() -> usize + Send + Sync + 'static {
-        let shared = Arc::clone(&self.shared);
-        move || shared.open_count.load(Ordering::Relaxed)
     }
 
     /// Stops accepting, lets requests in flight finish (each connection closes after
@@ -213,7 +210,7 @@ fn accept_loop<H: Handler>(listener: TcpListener, shared: Arc<Shared>, handler: 
                     // Out of file descriptors (EMFILE/ENFILE), buffers or memory: wait
                     // for connections to close, never give up listening.
                     _ => {
-                        log::error!("accept failed, backing off {:?}: {}", backoff, e);
+                        handler.trouble("accept", &e, backoff);
                         back_off(&mut backoff);
                     }
                 }
@@ -246,7 +243,7 @@ fn accept_loop<H: Handler>(listener: TcpListener, shared: Arc<Shared>, handler: 
                     break;
                 }
                 Err(e) => {
-                    log::error!("cannot start a connection thread, retrying: {}", e);
+                    handler.trouble("starting a connection thread", &e, backoff);
                     if shared.stopping.load(Ordering::SeqCst) {
                         release_slot(&shared, &*handler);
                         return;
