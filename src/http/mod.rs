@@ -30,12 +30,9 @@ pub const SESSION_COOKIE: &str = "appliance_session";
 /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Binds the listening socket with read/write timeouts that accepted connections
-/// inherit (tiny_http has no timeout API of its own).
-///
-/// A client must send each read's worth of bytes (and take our writes) within
-/// `timeout`, or its connection is dropped: a slow client cannot hold a connection
-/// thread forever.
+/// Binds the listening socket. Its read timeout also bounds each `accept()` (the
+/// accept loop retries); each connection then re-arms its own timeouts so a whole
+/// request has `timeout` from its first byte and each write at most `timeout`.
 pub fn bind(addr: &str, timeout: Duration) -> Result<TcpListener, String> {
     let addr: SocketAddr = addr
         .to_socket_addrs()
