@@ -45,14 +45,25 @@ fn authenticate(app: &App, req: &Req) -> Result<Principal, Error> {
     app.authenticate(req.bearer(false)?, Slide::Yes)
 }
 
-fn userinfo_body(p: &Principal) -> Value {
-    json!({
-        "sub": p.record.user_id,
-        "username": p.record.username,
-        "session_version": p.record.user_version,
-        "token_type": p.kind().as_str(),
-        "expires_at": time_or_null(p.expires_at),
-    })
+/// The userinfo/validate body, serialised straight from the record (no `Value` tree:
+/// this is the answer proxies ask for on every request).
+#[derive(serde::Serialize)]
+struct UserInfo<'a> {
+    sub: &'a str,
+    username: &'a str,
+    session_version: i64,
+    token_type: &'static str,
+    expires_at: Option<String>,
+}
+
+fn userinfo_body(p: &Principal) -> UserInfo<'_> {
+    UserInfo {
+        sub: &p.record.user_id,
+        username: &p.record.username,
+        session_version: p.record.user_version,
+        token_type: p.kind().as_str(),
+        expires_at: p.expires_at.map(rfc3339),
+    }
 }
 
 pub fn login(app: &App, req: &Req) -> Result<Reply, Error> {
@@ -80,12 +91,12 @@ pub fn logout(app: &App, req: &Req) -> Result<Reply, Error> {
 
 pub fn userinfo(app: &App, req: &Req) -> Result<Reply, Error> {
     let caller = app.authenticate(req.bearer(true)?, Slide::Yes)?;
-    Ok(Reply::json(200, userinfo_body(&caller)))
+    Ok(Reply::json_of(200, &userinfo_body(&caller)))
 }
 
 pub fn validate(app: &App, req: &Req) -> Result<Reply, Error> {
     let caller = app.authenticate(req.bearer(true)?, Slide::Yes)?;
-    Ok(Reply::json(200, userinfo_body(&caller))
+    Ok(Reply::json_of(200, &userinfo_body(&caller))
         .header("X-Auth-User", caller.record.username.clone())
         .header("X-Auth-User-Id", caller.record.user_id.clone())
         .header(
@@ -235,7 +246,7 @@ pub fn openapi() -> Result<Reply, Error> {
         Ok(bytes) => Ok(Reply {
             status: 200,
             headers: Vec::new(),
-            body: Body::JsonBytes(bytes),
+            body: Body::JsonBytes(std::borrow::Cow::Borrowed(bytes)),
         }),
         Err(e) => Err(Error::Internal(e.clone())),
     }

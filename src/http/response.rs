@@ -12,8 +12,8 @@ use crate::error::Error;
 pub enum Body {
     Empty,
     Json(Value),
-    /// JSON serialised once, at first use (the OpenAPI document).
-    JsonBytes(&'static [u8]),
+    /// JSON already serialised (the OpenAPI document, once; typed bodies).
+    JsonBytes(std::borrow::Cow<'static, [u8]>),
     Html(String),
     Text(String),
 }
@@ -31,6 +31,18 @@ impl Reply {
             status,
             headers: Vec::new(),
             body: Body::Json(body),
+        }
+    }
+    /// A JSON body serialised from a typed value.
+    pub fn json_of<T: serde::Serialize>(status: u16, body: &T) -> Reply {
+        match serde_json::to_vec(body) {
+            Ok(bytes) => Reply {
+                status,
+                headers: Vec::new(),
+                body: Body::JsonBytes(std::borrow::Cow::Owned(bytes)),
+            },
+            // Our own structs of strings and numbers always serialise.
+            Err(e) => Reply::from_error(&Error::Internal(format!("serialising a reply: {e}"))),
         }
     }
     pub fn empty(status: u16) -> Reply {
@@ -102,7 +114,7 @@ pub fn to_response(reply: Reply) -> Response<Cursor<Vec<u8>>> {
             Some("application/json"),
             serde_json::to_vec(&v).unwrap_or_default(),
         ),
-        Body::JsonBytes(b) => (Some("application/json"), b.to_vec()),
+        Body::JsonBytes(b) => (Some("application/json"), b.into_owned()),
         Body::Html(s) => (Some("text/html; charset=utf-8"), s.into_bytes()),
         Body::Text(s) => (
             Some("text/plain; version=0.0.4; charset=utf-8"),
