@@ -1,24 +1,30 @@
 //! `appliance admin …`: direct operations on the database file, safe while `serve`
 //! runs (SQLite WAL and a busy timeout serialise the writers). Each change is audited
 //! with the actor `cli:<OS user>`.
+//!
+//! Only `user add` creates a missing database (and says so): any other command pointed
+//! at a mistyped path must not act on a new empty file, where a revocation would
+//! "succeed" while the real token keeps working.
 
 use std::io::{BufRead, IsTerminal};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::app::issue;
+use crate::app::{self, issue};
 use crate::auth::password::{hash_password, MIN_PASSWORD_LEN};
 use crate::auth::token::{self, Kind};
 use crate::auth::valid_username;
 use crate::cli::{
-    AdminCommand, RevokeArgs, SeedArgs, TokenCommand, TokenCreateArgs, UserAddArgs, UserCommand,
+    AdminCommand, KeysCommand, RevokeArgs, SeedArgs, TokenCommand, TokenCreateArgs, UserAddArgs,
+    UserCommand, UserDeleteArgs, UserPasswdArgs,
 };
 use crate::clock::{rfc3339, Clock, SystemClock};
 use crate::config::parse_duration;
 use crate::db::tokens::RevokeOutcome;
 use crate::db::{AuditEntry, Store, StoreError, User};
 use crate::error::exit;
+use crate::{files, text};
 
 /// A refusal: the exit code and the sentence for stderr.
 pub struct Refusal(pub u8, pub String);
@@ -45,12 +51,24 @@ pub fn run(command: AdminCommand) -> u8 {
         } => user_add(&a),
         AdminCommand::User {
             command: UserCommand::List(a),
-        } => open(&a.db.db).and_then(|s| user_list(&s, a.json)),
+        } => open_existing(&a.db.db).and_then(|s| user_list(&s, a.json)),
+        AdminCommand::User {
+            command: UserCommand::Passwd(a),
+        } => user_passwd(&a),
+        AdminCommand::User {
+            command: UserCommand::Delete(a),
+        } => user_delete(&a),
         AdminCommand::Token {
             command: TokenCommand::Create(a),
         } => token_create(&a),
         AdminCommand::Revoke(a) => revoke(&a),
-        AdminCommand::Audit(a) => open(&a.db.db).and_then(|s| audit(&s, a.json)),
+        AdminCommand::Keys {
+            command: KeysCommand::List(a),
+        } => open_existing(&a.db.db).and_then(|s| keys_list(&s, a.json)),
+        AdminCommand::Keys {
+            command: KeysCommand::Rotate(a),
+        } => open_existing(&a.db.db).and_then(|s| keys_rotate(&s)),
+        AdminCommand::Audit(a) => open_existing(&a.db.db).and_then(|s| audit(&s, a.json)),
         AdminCommand::Backup(a) => backup(&a.db.db, &a.path),
         AdminCommand::Seed(a) => seed(&a),
     };
@@ -63,12 +81,53 @@ pub fn run(command: AdminCommand) -> u8 {
     }
 }
 
+/// `path` made absolute (not resolving links), for messages a user can act on from
+/// any directory.
+pub fn absolute(path: &str) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path))
+}
+
+/// A database URL rather than a file path (a file check does not apply to it).
+pub fn is_url(path: &str) -> bool {
+    path.contains("://")
+}
+
+/// `s` quoted for a POSIX shell when it needs it, so a printed command pastes as is.
+pub fn shell_word(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:,@=%".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Opens the database of an admin command that must not create one: a missing file
+/// is refused, naming its absolute path and how to make one.
+pub fn open_existing(path: &str) -> Result<Store, Refusal> {
+    if !is_url(path) && !Path::new(path).exists() {
+        let abs = absolute(path);
+        return Err(refused(format!(
+            "No database at {shown}: nothing was changed. Check --db (or APPLIANCE_DB); \
+             `appliance admin user add --db {quoted} USERNAME` creates one with its first user.",
+            shown = text::escape(&abs.display().to_string()),
+            quoted = shell_word(&abs.display().to_string())
+        )));
+    }
+    open(path)
+}
+
 /// Opens (creating and migrating if needed) the database for an admin command.
 pub fn open(path: &str) -> Result<Store, Refusal> {
-    Store::open(Path::new(path), 2).map_err(|e| match e {
-        StoreError::TooNew { .. } => refused(format!("Cannot use {path}: {e}.")),
-        other => refused(format!("Cannot open the database {path}: {other}.")),
-    })
+    let shown = text::escape(path);
+    let store = Store::open(Path::new(path), 2).map_err(|e| match e {
+        StoreError::TooNew { .. } => refused(format!("Cannot use {shown}: {e}.")),
+        other => refused(format!("Cannot open the database {shown}: {other}.")),
+    })?;
+    for warning in files::loose_file_warnings(Path::new(path)) {
+        eprintln!("WARN {}", text::escape(&warning));
+    }
+    Ok(store)
 }
 
 /// `cli:<OS user>` for the audit log: the login name of the real uid (from /etc/passwd),
@@ -98,7 +157,11 @@ fn existing_user(store: &Store, username: &str) -> Result<User, Refusal> {
     store
         .user_by_username(username)
         .map_err(store_refusal)?
-        .ok_or_else(|| refused(format!("No user named '{username}'.")))
+        .ok_or_else(|| no_such_user(username))
+}
+
+fn no_such_user(username: &str) -> Refusal {
+    refused(format!("No user named '{}'.", text::escape(username)))
 }
 
 fn entry(action: &'static str, target: &str, detail: String) -> AuditEntry {
@@ -108,6 +171,37 @@ fn entry(action: &'static str, target: &str, detail: String) -> AuditEntry {
         target: target.to_string(),
         detail,
     }
+}
+
+/// Reads a new password: one line of stdin with `--password-stdin` (or when stdin is
+/// not a terminal), else a no-echo prompt asked twice. Refuses (exit 2) an empty one,
+/// a mismatch and a short one, each with its own sentence. `command` (`user add alice`)
+/// completes the example of the empty-stdin sentence.
+fn new_password(from_stdin: bool, command: &str) -> Result<String, Refusal> {
+    let prompting = !from_stdin && std::io::stdin().is_terminal();
+    let password = read_secret(from_stdin, "Password: ").map_err(usage)?;
+    if password.is_empty() {
+        return Err(usage(if prompting {
+            "No password was typed; nothing was changed.".to_string()
+        } else {
+            format!(
+                "Standard input held no password; nothing was changed. Pass it as one line: \
+                 printf '%s\\n' \"$PASSWORD\" | appliance admin {command} --password-stdin"
+            )
+        }));
+    }
+    if prompting {
+        let again = read_secret(false, "Repeat the password: ").map_err(usage)?;
+        if again != password {
+            return Err(usage("The two passwords differ; nothing was changed."));
+        }
+    }
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(usage(format!(
+            "The password must be at least {MIN_PASSWORD_LEN} characters."
+        )));
+    }
+    Ok(password)
 }
 
 /// Reads a secret: one line of stdin, or a no-echo prompt.
@@ -128,16 +222,18 @@ fn user_add(a: &UserAddArgs) -> Outcome {
     if !valid_username(&a.username) {
         return Err(usage(format!(
             "'{}' is not a valid username: use 1 to 64 characters of a-z 0-9 . _ - @.",
-            a.username
+            text::escape(&a.username)
         )));
     }
-    let password = read_secret(a.password_stdin, "Password: ").map_err(usage)?;
-    if password.chars().count() < MIN_PASSWORD_LEN {
-        return Err(usage(format!(
-            "The password must be at least {MIN_PASSWORD_LEN} characters."
-        )));
-    }
+    let password = new_password(a.password_stdin, &format!("user add {}", a.username))?;
+    let created = !is_url(&a.db.db) && !Path::new(&a.db.db).exists();
     let store = open(&a.db.db)?;
+    if created {
+        eprintln!(
+            "Created a new database at {}.",
+            text::escape(&absolute(&a.db.db).display().to_string())
+        );
+    }
     let phc = hash_password(&password).map_err(refused)?;
     let id =
         token::random_id("usr_").map_err(|e| refused(format!("OS random source failed: {e}.")))?;
@@ -161,6 +257,56 @@ fn user_add(a: &UserAddArgs) -> Outcome {
     }
 }
 
+fn user_passwd(a: &UserPasswdArgs) -> Outcome {
+    let store = open_existing(&a.db.db)?;
+    existing_user(&store, &a.username)?;
+    let password = new_password(a.password_stdin, &format!("user passwd {}", a.username))?;
+    let phc = hash_password(&password).map_err(refused)?;
+    let bump = !a.keep_sessions;
+    let version = match store.set_password(
+        &a.username,
+        &phc,
+        bump,
+        SystemClock.now_ms(),
+        &entry("user.passwd", &a.username, String::new()),
+    ) {
+        Ok(v) => v,
+        Err(StoreError::NotFound) => return Err(no_such_user(&a.username)),
+        Err(e) => return Err(store_refusal(e)),
+    };
+    if bump {
+        println!(
+            "Password of '{}' changed; every token issued before is rejected (session_version {version}).",
+            a.username
+        );
+    } else {
+        println!(
+            "Password of '{}' changed; their sessions and PATs keep working.",
+            a.username
+        );
+    }
+    Ok(())
+}
+
+fn user_delete(a: &UserDeleteArgs) -> Outcome {
+    let store = open_existing(&a.db.db)?;
+    match store.delete_user(
+        &a.username,
+        SystemClock.now_ms(),
+        &entry("user.delete", &a.username, String::new()),
+    ) {
+        Ok(user) => {
+            println!(
+                "User '{}' ({}) deleted; every token of theirs is rejected.",
+                user.username, user.id
+            );
+            Ok(())
+        }
+        Err(StoreError::NotFound) => Err(no_such_user(&a.username)),
+        Err(e) => Err(store_refusal(e)),
+    }
+}
+
 fn user_list(store: &Store, as_json: bool) -> Outcome {
     let users = store.list_users().map_err(store_refusal)?;
     if as_json {
@@ -177,8 +323,8 @@ fn user_list(store: &Store, as_json: bool) -> Outcome {
         for u in users {
             println!(
                 "{:<26} {:<32} {:<21} {}",
-                u.id,
-                u.username,
+                text::escape(&u.id),
+                text::escape(&u.username),
                 rfc3339(u.created_at),
                 u.session_version
             );
@@ -188,32 +334,34 @@ fn user_list(store: &Store, as_json: bool) -> Outcome {
 }
 
 fn token_create(a: &TokenCreateArgs) -> Outcome {
-    let name = a.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(usage("--name must be 1 to 100 characters."));
-    }
+    let name = app::pat_name(&a.name).map_err(|e| usage(format!("--name: {e}")))?;
     let lifetime_ms = match (&a.expires_in_days, &a.expires_in, a.never_expires) {
-        (Some(days), _, _) => match days.parse::<i64>() {
-            Ok(d @ 1..=3650) => Some(d * 86_400_000),
-            _ => {
-                return Err(usage(format!(
-                    "--expires-in-days: '{days}' is not a whole number from 1 to 3650."
-                )))
-            }
-        },
+        (Some(days), _, _) => Some(
+            days.parse::<i64>()
+                .map_err(|_| String::new())
+                .and_then(app::pat_lifetime_days)
+                .map_err(|_| {
+                    usage(format!(
+                        "--expires-in-days: '{}' is not a whole number from 1 to {}.",
+                        text::escape(days),
+                        app::PAT_MAX_DAYS
+                    ))
+                })?,
+        ),
         (_, Some(d), _) => {
             Some(parse_duration(d).map_err(|e| usage(format!("--expires-in: {e}.")))?)
         }
         (_, _, true) => None,
         _ => {
-            let default = std::env::var("APPLIANCE_PAT_LIFETIME").unwrap_or_else(|_| "90d".into());
+            let default = std::env::var("APPLIANCE_PAT_LIFETIME")
+                .unwrap_or_else(|_| app::DEFAULT_PAT_LIFETIME.into());
             Some(
                 parse_duration(&default)
                     .map_err(|e| usage(format!("APPLIANCE_PAT_LIFETIME: {e}.")))?,
             )
         }
     };
-    let store = open(&a.db.db)?;
+    let store = open_existing(&a.db.db)?;
     let user = existing_user(&store, &a.user)?;
     let now = SystemClock.now_ms();
     let audit = entry(
@@ -236,7 +384,7 @@ fn token_create(a: &TokenCreateArgs) -> Outcome {
 }
 
 fn revoke(a: &RevokeArgs) -> Outcome {
-    let store = open(&a.db.db)?;
+    let store = open_existing(&a.db.db)?;
     let now = SystemClock.now_ms();
     if let Some(username) = &a.user {
         let user = existing_user(&store, username)?;
@@ -247,7 +395,10 @@ fn revoke(a: &RevokeArgs) -> Outcome {
                 &entry("user.revoke_all", username, String::new()),
             )
             .map_err(store_refusal)?;
-        println!("Every token of '{username}' issued before now is rejected (session_version {version}).");
+        println!(
+            "Every token of '{}' issued before now is rejected (session_version {version}).",
+            text::escape(username)
+        );
         return Ok(());
     }
     let presented = match a.token.as_deref() {
@@ -255,10 +406,33 @@ fn revoke(a: &RevokeArgs) -> Outcome {
         Some(t) => t.to_string(),
         None => return Err(usage("Give --token TOKEN or --user USERNAME.")),
     };
-    if token::kind_of(&presented).is_none() {
-        return Err(refused(
-            "That is not an appliance token (aps_… or apt_…); nothing was revoked.",
-        ));
+    match token::kind_of(&presented) {
+        None | Some(Kind::Access) => {
+            return Err(refused(
+                "That is not an appliance token (aps_…, apt_… or apr_…); nothing was revoked.",
+            ))
+        }
+        Some(Kind::Refresh) => {
+            return match store
+                .revoke_refresh_family(
+                    &token::hash(&presented),
+                    now,
+                    Some(&entry("refresh.revoke", "", String::new())),
+                )
+                .map_err(store_refusal)?
+            {
+                Some(true) => {
+                    println!("Refresh token revoked, with every token of its family.");
+                    Ok(())
+                }
+                Some(false) => {
+                    println!("Refresh token was already revoked.");
+                    Ok(())
+                }
+                None => Err(refused("No such token; nothing was revoked.")),
+            };
+        }
+        Some(_) => {}
     }
     match store
         .revoke_token(
@@ -280,6 +454,41 @@ fn revoke(a: &RevokeArgs) -> Outcome {
     }
 }
 
+fn keys_list(store: &Store, as_json: bool) -> Outcome {
+    let keys = store
+        .list_keys(SystemClock.now_ms())
+        .map_err(store_refusal)?;
+    let status = |active: bool| if active { "active" } else { "retiring" };
+    if as_json {
+        let list: Vec<_> = keys
+            .iter()
+            .map(|k| json!({ "kid": k.kid, "public_key": k.public_key, "status": status(k.active), "created_at": rfc3339(k.created_at) }))
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+    } else {
+        for k in keys {
+            println!(
+                "{}  {:<8}  {}",
+                rfc3339(k.created_at),
+                status(k.active),
+                k.kid
+            );
+        }
+    }
+    Ok(())
+}
+
+fn keys_rotate(store: &Store) -> Outcome {
+    let kid = crate::app::oauth::rotate_signing_key(
+        store,
+        SystemClock.now_ms(),
+        &entry("keys.rotate", "", String::new()),
+    )
+    .map_err(|e| refused(format!("Key rotation failed: {e}.")))?;
+    println!("New active signing key {kid}; the previous one is served as retiring until its tokens expire.");
+    Ok(())
+}
+
 fn audit(store: &Store, as_json: bool) -> Outcome {
     let log = store.audit_log().map_err(store_refusal)?;
     if as_json {
@@ -293,36 +502,60 @@ fn audit(store: &Store, as_json: bool) -> Outcome {
             println!(
                 "{}  {:<20} {:<16} {:<26} {}",
                 rfc3339(r.at),
-                r.actor,
-                r.action,
-                r.target,
-                r.detail
+                text::escape(&r.actor),
+                text::escape(&r.action),
+                text::escape(&r.target),
+                text::escape(&r.detail)
             );
         }
     }
     Ok(())
 }
 
+/// The copy is made in a private temporary directory beside `dest`, then written
+/// through a file descriptor opened `O_CREAT|O_EXCL` (mode 0600): an existing path or a
+/// symlink (even dangling) at `dest` is refused, with no window between check and
+/// create.
 fn backup(db: &str, dest: &str) -> Outcome {
-    if Path::new(dest).exists() {
-        return Err(refused(format!(
-            "{dest} already exists; choose a new path for the backup."
-        )));
+    let store = open_existing(db)?;
+    let dest_path = Path::new(dest);
+    let shown = text::escape(dest);
+    let mut out = files::create_new_private(dest_path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => refused(format!(
+            "{shown} already exists (or is a symlink); choose a new path for the backup."
+        )),
+        _ => refused(format!("Cannot create {shown}: {e}.")),
+    })?;
+    let copied = copy_backup(&store, dest_path, &mut out);
+    if let Err(e) = copied {
+        drop(out);
+        let _ = std::fs::remove_file(dest_path);
+        return Err(refused(format!("Backup to {shown} failed: {e}.")));
     }
-    let store = open(db)?;
-    store
-        .backup_to(Path::new(dest))
-        .map_err(|e| refused(format!("Backup to {dest} failed: {e}.")))?;
-    println!("Backed up {db} to {dest}.");
+    println!("Backed up {} to {shown}.", text::escape(db));
     Ok(())
+}
+
+fn copy_backup(store: &Store, dest: &Path, out: &mut std::fs::File) -> Result<(), String> {
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = files::PrivateDir::new_in(parent).map_err(|e| e.to_string())?;
+    let snapshot = tmp.path().join("backup.db");
+    store.backup_to(&snapshot).map_err(|e| e.to_string())?;
+    let mut from = std::fs::File::open(&snapshot).map_err(|e| e.to_string())?;
+    std::io::copy(&mut from, out).map_err(|e| e.to_string())?;
+    out.sync_all().map_err(|e| e.to_string())
 }
 
 /// Not audited: a benchmark fixture, hidden from `--help`.
 fn seed(a: &SeedArgs) -> Outcome {
-    let store = open(&a.db.db)?;
+    let store = open_existing(&a.db.db)?;
     let user = existing_user(&store, &a.user)?;
     let now = SystemClock.now_ms();
-    let window = std::env::var("APPLIANCE_SESSION_WINDOW").unwrap_or_else(|_| "30d".into());
+    let window = std::env::var("APPLIANCE_SESSION_WINDOW")
+        .unwrap_or_else(|_| app::DEFAULT_SESSION_WINDOW.into());
     let window_ms =
         parse_duration(&window).map_err(|e| usage(format!("APPLIANCE_SESSION_WINDOW: {e}.")))?;
     let tokens = store
@@ -332,4 +565,17 @@ fn seed(a: &SeedArgs) -> Outcome {
         println!("{t}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_word;
+
+    #[test]
+    fn printed_paths_paste_into_a_shell() {
+        assert_eq!(shell_word("/srv/app/appliance.db"), "/srv/app/appliance.db");
+        assert_eq!(shell_word("/my dir/a.db"), "'/my dir/a.db'");
+        assert_eq!(shell_word("/it's/a.db"), r"'/it'\''s/a.db'");
+        assert_eq!(shell_word(""), "''");
+    }
 }

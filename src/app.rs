@@ -1,13 +1,16 @@
 //! The commands of the server: authenticate (with sliding), log in, issue, renew and
 //! revoke tokens. Handlers parse input and call these; these decide by `now` from the
-//! clock and speak to storage in domain terms.
+//! clock and speak to storage in domain terms. Signed access tokens and the OAuth
+//! grants are in `app/oauth.rs`.
+
+pub mod oauth;
 
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use crate::auth::password::{PasswordPool, PoolError};
-use crate::auth::throttle::Throttle;
+use crate::auth::throttle::{Outcome, Throttle};
 use crate::auth::token::{self, Kind, Minted, TokenHash};
 use crate::auth::valid_username;
 use crate::clock::Clock;
@@ -20,12 +23,46 @@ use crate::metrics::Metrics;
 /// `last_used_at` of a PAT is written at most this often.
 const TOUCH_EVERY_MS: i64 = 60_000;
 
+/// One day in the milliseconds every instant is counted in.
+pub const DAY_MS: i64 = 86_400_000;
+/// Lifetimes when no flag or variable sets them (`--pat-lifetime`, `--session-window`).
+pub const DEFAULT_PAT_LIFETIME: &str = "90d";
+pub const DEFAULT_SESSION_WINDOW: &str = "30d";
+/// A PAT's name: 1 to this many characters, surrounding whitespace trimmed.
+pub const PAT_NAME_MAX_CHARS: usize = 100;
+/// A PAT's lifetime in whole days: 1 to this many.
+pub const PAT_MAX_DAYS: i64 = 3650;
+
+/// The name a PAT is stored under (trimmed), or why it cannot be one. The API answers
+/// the refusal with 400, the admin CLI with exit 2.
+pub fn pat_name(name: &str) -> Result<&str, String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > PAT_NAME_MAX_CHARS {
+        return Err(format!(
+            "The token name must be 1 to {PAT_NAME_MAX_CHARS} characters."
+        ));
+    }
+    crate::text::check_free_text("The token name", name)?;
+    Ok(name)
+}
+
+/// A PAT lifetime of `days` whole days, in ms, or why it cannot be one.
+pub fn pat_lifetime_days(days: i64) -> Result<i64, String> {
+    if (1..=PAT_MAX_DAYS).contains(&days) {
+        Ok(days * DAY_MS)
+    } else {
+        Err(format!(
+            "The token lifetime must be a whole number of days from 1 to {PAT_MAX_DAYS}."
+        ))
+    }
+}
+
 pub struct App {
     pub config: Config,
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub passwords: PasswordPool,
-    pub throttle: Throttle,
+    pub throttle: Box<dyn Throttle>,
     pub metrics: Metrics,
     /// Signs the CSRF tokens of the sign-in form (shared through the database).
     pub csrf_key: Vec<u8>,
@@ -38,6 +75,9 @@ pub struct Principal {
     pub hash: TokenHash,
     /// The stored, enforced expiry after any sliding (None: never expires).
     pub expires_at: Option<i64>,
+    /// For a signed access token: the kind of the session, PAT or refresh family it
+    /// came from.
+    pub parent: Option<Kind>,
 }
 
 impl Principal {
@@ -75,7 +115,12 @@ impl App {
 
     /// Checks a presented token: shape, stored hash (constant-time), revocation,
     /// break-glass version, expiry. A live session slides when asked to.
+    /// A signed access token is refused here (403 when valid); `authenticate_any`
+    /// accepts one.
     pub fn authenticate(&self, presented: &str, slide: Slide) -> Result<Principal, Error> {
+        if crate::auth::access::looks_like(presented) {
+            return Err(self.refuse_access(presented));
+        }
         let now = self.now();
         let (record, hash) = self.live_token(presented, now)?;
         let mut expires_at = record.expires_at;
@@ -91,12 +136,13 @@ impl App {
                     self.store.touch_token(&hash, now, TOUCH_EVERY_MS)?;
                 }
             }
-            Kind::Session => {}
+            Kind::Session | Kind::Refresh | Kind::Access => {}
         }
         Ok(Principal {
             record,
             hash,
             expires_at,
+            parent: None,
         })
     }
 
@@ -149,6 +195,37 @@ impl App {
         }
     }
 
+    /// The throttled, pooled password check shared by every password login (API, form,
+    /// OAuth password grant). Unknown users (any shape) cost one dummy hash and get the
+    /// same answer as a wrong password. The attempt is reserved with the throttle before
+    /// the password is hashed, so concurrent attempts cannot overrun the limit.
+    pub fn check_password(
+        &self,
+        username: &str,
+        password: &str,
+        addr: IpAddr,
+    ) -> Result<User, Error> {
+        let reservation =
+            self.throttle
+                .reserve(username, addr, self.now())
+                .map_err(|retry_after_secs| {
+                    self.metrics.login_throttled.fetch_add(1, Relaxed);
+                    Error::TooManyRequests { retry_after_secs }
+                })?;
+        let checked = self.verify_password(username, password);
+        let outcome = match &checked {
+            Ok(Some(_)) => Outcome::Success,
+            Ok(None) => Outcome::Failure,
+            Err(_) => Outcome::NotChecked,
+        };
+        self.throttle.settle(reservation, outcome);
+        let Some(user) = checked? else {
+            self.metrics.login_failures.fetch_add(1, Relaxed);
+            return Err(Error::InvalidCredentials);
+        };
+        Ok(user)
+    }
+
     /// Password login. Unknown users (any shape) cost one dummy hash and get the same
     /// answer as a wrong password.
     pub fn login(
@@ -157,39 +234,7 @@ impl App {
         password: &str,
         addr: IpAddr,
     ) -> Result<(Issued, User), Error> {
-        let now = self.now();
-        if let Err(retry_after_secs) = self.throttle.check(username, addr, now) {
-            self.metrics.login_throttled.fetch_add(1, Relaxed);
-            return Err(Error::TooManyRequests { retry_after_secs });
-        }
-        let found = if valid_username(username) {
-            self.store.user_for_login(username)?
-        } else {
-            None
-        };
-        self.metrics.login_queue_depth.fetch_add(1, Relaxed);
-        let verified = self
-            .passwords
-            .verify(password, found.as_ref().map(|(_, phc)| phc.as_str()));
-        self.metrics.login_queue_depth.fetch_sub(1, Relaxed);
-        let verified = match verified {
-            Ok(ok) => ok,
-            Err(PoolError::Busy) => {
-                self.metrics.login_pool_rejected.fetch_add(1, Relaxed);
-                return Err(Error::TooManyRequests {
-                    retry_after_secs: 1,
-                });
-            }
-            Err(PoolError::Gone) => return Err(Error::Internal("password pool stopped".into())),
-        };
-        let user = match (verified, found) {
-            (true, Some((user, _))) => user,
-            _ => {
-                self.throttle.record_failure(username, addr, self.now());
-                self.metrics.login_failures.fetch_add(1, Relaxed);
-                return Err(Error::InvalidCredentials);
-            }
-        };
+        let user = self.check_password(username, password, addr)?;
         let now = self.now();
         let expires_at = now
             + self
@@ -209,6 +254,32 @@ impl App {
         Ok((issued, user))
     }
 
+    /// The user whose password this is (None: wrong password or unknown user), or why
+    /// the password could not be checked.
+    fn verify_password(&self, username: &str, password: &str) -> Result<Option<User>, Error> {
+        let found = if valid_username(username) {
+            self.store.user_for_login(username)?
+        } else {
+            None
+        };
+        self.metrics.login_queue_depth.fetch_add(1, Relaxed);
+        let verified = self
+            .passwords
+            .verify(password, found.as_ref().map(|(_, phc)| phc.as_str()));
+        self.metrics.login_queue_depth.fetch_sub(1, Relaxed);
+        match verified {
+            Ok(true) => Ok(found.map(|(user, _)| user)),
+            Ok(false) => Ok(None),
+            Err(PoolError::Busy) => {
+                self.metrics.login_pool_rejected.fetch_add(1, Relaxed);
+                Err(Error::TooManyRequests {
+                    retry_after_secs: 1,
+                })
+            }
+            Err(PoolError::Gone) => Err(Error::Internal("password pool stopped".into())),
+        }
+    }
+
     /// Creates a PAT for the caller (a session: a PAT cannot mint PATs).
     /// `expires_in`: None = the configured lifetime, Some(None) = never.
     pub fn create_pat(
@@ -222,6 +293,7 @@ impl App {
                 "Personal access tokens can only be created with a session token; log in with a password first.".into(),
             ));
         }
+        let name = pat_name(name).map_err(Error::InvalidRequest)?;
         let now = self.now();
         let expires_at = match expires_in_ms {
             None => Some(now + self.config.pat_lifetime_ms),
@@ -340,21 +412,24 @@ pub fn issue(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::throttle::MemoryThrottle;
     use crate::cli::{Cli, Command};
     use crate::clock::FixedClock;
     use clap::Parser;
 
-    const T0: i64 = 1_800_000_000_000;
-    const S: i64 = 1_000;
-    const DAY: i64 = 86_400_000;
+    pub(super) const T0: i64 = 1_800_000_000_000;
+    pub(super) const S: i64 = 1_000;
+    const DAY: i64 = DAY_MS;
 
-    struct Fixture {
-        app: App,
-        clock: Arc<FixedClock>,
+    pub(super) struct Fixture {
+        pub(super) app: App,
+        pub(super) clock: Arc<FixedClock>,
         _dir: tempfile::TempDir,
     }
 
-    fn fixture(flags: &[&str]) -> Fixture {
+    /// An app on a fresh database with the user `alice` (password `password1`), the
+    /// given `serve` flags, and a fixed clock at `T0`.
+    pub(super) fn fixture(flags: &[&str]) -> Fixture {
         let mut argv = vec!["appliance", "serve"];
         argv.extend_from_slice(flags);
         let Command::Serve(args) = Cli::parse_from(argv).command else {
@@ -374,10 +449,10 @@ mod tests {
             .create_user("usr_1", "alice", &phc, T0, &audit)
             .unwrap();
         let app = App {
-            throttle: Throttle::new(
+            throttle: Box::new(MemoryThrottle::new(
                 config.login_max_failures_user,
                 config.login_max_failures_addr,
-            ),
+            )),
             passwords: PasswordPool::new(1, 4).unwrap(),
             metrics: Metrics::default(),
             clock: clock.clone(),
@@ -392,7 +467,7 @@ mod tests {
         }
     }
 
-    const ADDR: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    pub(super) const ADDR: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
     #[test]
     fn each_use_slides_the_session_to_now_plus_the_window() {

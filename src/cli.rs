@@ -9,7 +9,13 @@ use clap::{Args, Parser, Subcommand};
     name = "appliance",
     version,
     about = "A self-hosted auth appliance: sessions, personal access tokens, validation and revocation.",
-    propagate_version = true
+    propagate_version = true,
+    after_help = "Examples:
+  appliance serve                             # http://127.0.0.1:8080 on ./appliance.db
+  appliance admin user add alice              # the first user (asks for a password)
+  appliance login --server-url http://127.0.0.1:8080 --username alice
+
+Each command has --help, with examples."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -19,28 +25,81 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server on the SQLite database.
+    #[command(after_help = "Examples:
+  appliance serve
+  appliance serve --listen 0.0.0.0:8080 --db /var/lib/appliance/appliance.db
+  APPLIANCE_SESSION_WINDOW=7d appliance serve --trusted-proxies 127.0.0.1
+
+Every flag is also an environment variable (shown as [env: …]).")]
     Serve(Box<ServeArgs>),
     /// Operate on the database directly (safe while `serve` runs).
+    #[command(after_help = "Examples:
+  appliance admin user add alice
+  appliance admin revoke --user alice --db /var/lib/appliance/appliance.db
+
+Every admin command takes --db PATH (or APPLIANCE_DB) after its name; all but
+`user add` refuse a database file that does not exist.")]
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
     },
     /// Exit 0 when the server's /healthz answers 200, else 1 (used by the Docker HEALTHCHECK).
+    #[command(after_help = "Examples:
+  appliance healthcheck                       # the server on APPLIANCE_LISTEN
+  appliance healthcheck --url http://127.0.0.1:8080")]
     Healthcheck(HealthcheckArgs),
     /// Log in to an appliance server and store the token.
+    #[command(after_help = CREDENTIALS_HELP)]
     Login(LoginArgs),
     /// Revoke the stored token on the server and remove the stored credentials.
+    #[command(after_help = "Example:
+  appliance logout
+
+Removes $APPLIANCE_CONFIG_DIR/credentials.json (default ~/.config/appliance/).")]
     Logout,
     /// Show which server and user the stored credentials belong to.
+    #[command(after_help = "Example:
+  appliance whoami                # Logged in to http://127.0.0.1:8080 as alice.
+
+Reads $APPLIANCE_CONFIG_DIR/credentials.json (default ~/.config/appliance/).")]
     Whoami,
+    /// Print a fresh signed access token for the stored credentials, alone on its line.
+    #[command(after_help = "Example:
+  curl -H \"Authorization: Bearer $(appliance token)\" https://app.example.com/api/things
+
+Uses $APPLIANCE_CONFIG_DIR/credentials.json (default ~/.config/appliance/).")]
+    Token,
     /// Keep a stored personal access token alive by renewing it periodically.
+    #[command(
+        after_help = "A personal access token (apt_…) must be stored first, with
+  appliance login --server-url URL --token-stdin < pat.txt
+(`appliance admin token create` or POST /api/tokens makes one). A session token from
+a password login is refused.
+
+Examples:
+  appliance agent                          # renew now, then every 72h
+  appliance agent --interval 24h
+  appliance agent --once                   # for cron: renew once, exit with its code"
+    )]
     Agent(AgentArgs),
 }
+
+/// Where `login` keeps what it stores, for its `--help`.
+const CREDENTIALS_HELP: &str =
+    "Credentials are stored in $APPLIANCE_CONFIG_DIR/credentials.json (default
+~/.config/appliance/credentials.json), mode 0600; every other client command reads
+them from there.
+
+Examples:
+  appliance login --server-url http://127.0.0.1:8080 --username alice
+  printf '%s\\n' \"$PASSWORD\" | appliance login --server-url https://auth.example.com \\
+      --username alice --password-stdin
+  appliance login --server-url https://auth.example.com --token-stdin < pat.txt";
 
 /// `--db PATH`, accepted by `serve` and every admin subcommand.
 #[derive(Debug, Args, Clone)]
 pub struct DbArg {
-    /// SQLite database file (created on first start).
+    /// SQLite database file (`serve` and `admin user add` create it if missing).
     #[arg(
         long,
         env = "APPLIANCE_DB",
@@ -66,7 +125,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "APPLIANCE_SESSION_WINDOW",
-        default_value = "30d",
+        default_value = crate::app::DEFAULT_SESSION_WINDOW,
         value_name = "DURATION"
     )]
     pub session_window: String,
@@ -82,7 +141,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "APPLIANCE_PAT_LIFETIME",
-        default_value = "90d",
+        default_value = crate::app::DEFAULT_PAT_LIFETIME,
         value_name = "DURATION"
     )]
     pub pat_lifetime: String,
@@ -123,6 +182,7 @@ pub struct ServeArgs {
         long,
         env = "APPLIANCE_TRUSTED_PROXIES",
         default_value = "",
+        hide_default_value = true,
         value_name = "LIST"
     )]
     pub trusted_proxies: String,
@@ -162,25 +222,64 @@ pub struct ServeArgs {
     /// Domain attribute of the session cookie; also the domain `rd` redirects may go to.
     #[arg(long, env = "APPLIANCE_COOKIE_DOMAIN", value_name = "DOMAIN")]
     pub cookie_domain: Option<String>,
+    /// The log on stderr: `text` (one line a request, RFC 3339 time first) or `json`
+    /// (one JSON object a line, for log shippers).
+    #[arg(long, env = "APPLIANCE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: crate::http::log::Format,
+    /// Lifetime of a signed access token (1m to 24h); never past its parent's expiry.
+    #[arg(
+        long,
+        env = "APPLIANCE_ACCESS_TOKEN_LIFETIME",
+        default_value = "1h",
+        value_name = "DURATION"
+    )]
+    pub access_token_lifetime: String,
+    /// Issuer written into and required of access tokens: the URL users reach, such as
+    /// https://auth.example.com (default: http:// + the listen address with its real port).
+    #[arg(long, env = "APPLIANCE_ISSUER", value_name = "URL")]
+    pub issuer: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     /// Manage users.
+    #[command(after_help = "Examples:
+  appliance admin user add alice
+  appliance admin user list
+  appliance admin user passwd alice
+  appliance admin user delete alice")]
     User {
         #[command(subcommand)]
         command: UserCommand,
     },
     /// Manage personal access tokens.
+    #[command(after_help = "Example:
+  appliance admin token create --user alice --name backup-daemon")]
     Token {
         #[command(subcommand)]
         command: TokenCommand,
     },
     /// Revoke one token, or every token of a user (break-glass).
+    #[command(after_help = "Examples:
+  appliance admin revoke --token - < token.txt     # one session or PAT, kept out of ps
+  appliance admin revoke --user alice              # every token alice holds now")]
     Revoke(RevokeArgs),
+    /// The keys that sign access tokens: list them, or rotate to a new one.
+    #[command(after_help = "Examples:
+  appliance admin keys list
+  appliance admin keys rotate")]
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// List the audit log, oldest first.
+    #[command(after_help = "Examples:
+  appliance admin audit
+  appliance admin audit --json")]
     Audit(AuditArgs),
     /// Write a consistent copy of the live database to PATH.
+    #[command(after_help = "Example:
+  appliance admin backup /backups/appliance-$(date +%F).db     # safe while serve runs")]
     Backup(BackupArgs),
     /// Benchmark helper: add COUNT live sessions for a user in one transaction and
     /// print the first few tokens.
@@ -203,10 +302,27 @@ pub struct SeedArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
-    /// Add a user; prints the new user id.
+    /// Add a user; prints the new user id. Creates the database if it does not exist.
+    #[command(after_help = "Examples:
+  appliance admin user add alice                  # asks for the password twice
+  printf '%s\\n' \"$PASSWORD\" | appliance admin user add alice --password-stdin")]
     Add(UserAddArgs),
     /// List users.
+    #[command(after_help = "Examples:
+  appliance admin user list
+  appliance admin user list --json")]
     List(UserListArgs),
+    /// Set a new password; every token of the user issued before is rejected unless
+    /// --keep-sessions.
+    #[command(after_help = "Examples:
+  appliance admin user passwd alice               # asks for the password twice
+  printf '%s\\n' \"$PASSWORD\" | appliance admin user passwd alice --password-stdin --keep-sessions")]
+    Passwd(UserPasswdArgs),
+    /// Remove a user: every token of theirs is rejected from then on; the audit log
+    /// keeps their history.
+    #[command(after_help = "Example:
+  appliance admin user delete alice")]
+    Delete(UserDeleteArgs),
 }
 
 #[derive(Debug, Args)]
@@ -216,6 +332,26 @@ pub struct UserAddArgs {
     /// Read the password from one line of standard input instead of a prompt.
     #[arg(long)]
     pub password_stdin: bool,
+    #[command(flatten)]
+    pub db: DbArg,
+}
+
+#[derive(Debug, Args)]
+pub struct UserPasswdArgs {
+    pub username: String,
+    /// Read the new password from one line of standard input instead of a prompt.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Keep the user's sessions and PATs working (by default they are all rejected).
+    #[arg(long)]
+    pub keep_sessions: bool,
+    #[command(flatten)]
+    pub db: DbArg,
+}
+
+#[derive(Debug, Args)]
+pub struct UserDeleteArgs {
+    pub username: String,
     #[command(flatten)]
     pub db: DbArg,
 }
@@ -232,6 +368,10 @@ pub struct UserListArgs {
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Create a personal access token for a user; prints the token alone on its line.
+    #[command(after_help = "Examples:
+  appliance admin token create --user alice --name backup-daemon           # 90 days
+  appliance admin token create --user alice --name ci --expires-in 12h
+  appliance admin token create --user alice --name cron --never-expires")]
     Create(TokenCreateArgs),
 }
 
@@ -260,12 +400,42 @@ pub struct TokenCreateArgs {
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("what").required(true).multiple(false))]
 pub struct RevokeArgs {
-    /// Revoke this session or PAT (`-` reads it from standard input).
+    /// Revoke this session or PAT, or the family of this refresh token (`-` reads it
+    /// from standard input).
     #[arg(long, value_name = "TOKEN", group = "what")]
     pub token: Option<String>,
     /// Break-glass: reject every token this user holds now.
     #[arg(long, value_name = "USERNAME", group = "what")]
     pub user: Option<String>,
+    #[command(flatten)]
+    pub db: DbArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List the served keys: the active one and any still retiring.
+    #[command(after_help = "Examples:
+  appliance admin keys list
+  appliance admin keys list --json")]
+    List(KeysListArgs),
+    /// Make a new active key; the old one is served as retiring until every token it
+    /// signed has expired, then dropped.
+    #[command(after_help = "Example:
+  appliance admin keys rotate       # audited; tokens signed before stay valid")]
+    Rotate(KeysRotateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeysListArgs {
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub db: DbArg,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysRotateArgs {
     #[command(flatten)]
     pub db: DbArg,
 }

@@ -4,12 +4,12 @@
 
 use std::net::IpAddr;
 
+use crate::app::DAY_MS;
 use crate::cli::ServeArgs;
 
 /// The longest duration any setting accepts (100 years): keeps every sum of instants
 /// far from i64 overflow.
 const MAX_DURATION_MS: i64 = 36_500 * DAY_MS;
-const DAY_MS: i64 = 86_400_000;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -33,6 +33,12 @@ pub struct Config {
     pub client_timeout_ms: i64,
     pub insecure_cookies: bool,
     pub cookie_domain: Option<String>,
+    pub log_format: crate::http::log::Format,
+    pub access_token_lifetime_ms: i64,
+    /// The `iss` of access tokens. Without `--issuer`, `http://` + `--listen`, which
+    /// `serve` replaces with the bound address once it knows the real port.
+    pub issuer: String,
+    pub issuer_given: bool,
 }
 
 impl Config {
@@ -91,7 +97,23 @@ impl Config {
                 Some(d) => Some(cookie_domain_flag(d)?),
                 None => None,
             },
+            log_format: a.log_format,
+            access_token_lifetime_ms: duration_flag(
+                "--access-token-lifetime",
+                &a.access_token_lifetime,
+            )?,
+            issuer: match &a.issuer {
+                Some(i) => issuer_flag(i)?,
+                None => format!("http://{}", a.listen),
+            },
+            issuer_given: a.issuer.is_some(),
         };
+        if !(MIN_ACCESS_TOKEN_MS..=MAX_ACCESS_TOKEN_MS).contains(&config.access_token_lifetime_ms) {
+            return Err(format!(
+                "--access-token-lifetime: '{}' is out of range; it must be from 1m to 24h.",
+                a.access_token_lifetime
+            ));
+        }
         if config.pat_lifetime_ms <= config.pat_renew_threshold_ms {
             return Err(format!(
                 "--pat-lifetime ({}) must be longer than --pat-renew-threshold ({}), or a renewed token would be due again at once.",
@@ -152,6 +174,32 @@ fn cookie_domain_flag(value: &str) -> Result<String, String> {
         Ok(d)
     } else {
         Err(format!("--cookie-domain: '{value}' is not a domain name such as example.com (no scheme, port or path)."))
+    }
+}
+
+/// Bounds of `--access-token-lifetime`: a signed token cannot be revoked before it
+/// expires, except by break-glass, so it must stay short.
+const MIN_ACCESS_TOKEN_MS: i64 = 60_000;
+const MAX_ACCESS_TOKEN_MS: i64 = DAY_MS;
+
+/// An `http://` or `https://` URL with a host and no query or fragment; a trailing
+/// slash is dropped so that `iss` compares exactly.
+fn issuer_flag(value: &str) -> Result<String, String> {
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"));
+    match rest {
+        Some(r)
+            if !r.is_empty()
+                && !r.starts_with('/')
+                && !r.contains(['?', '#', ' '])
+                && value.len() <= 2048 =>
+        {
+            Ok(value.trim_end_matches('/').to_string())
+        }
+        _ => Err(format!(
+            "--issuer: '{value}' is not a URL such as https://auth.example.com."
+        )),
     }
 }
 
@@ -280,5 +328,50 @@ mod tests {
         assert!(parse_cidrs("10.0.0.0/33").is_err());
         assert!(parse_cidrs("nonsense").is_err());
         assert!(parse_cidrs("").unwrap().is_empty());
+    }
+
+    fn config(flags: &[&str]) -> Result<Config, String> {
+        use clap::Parser;
+        let mut argv = vec!["appliance", "serve"];
+        argv.extend_from_slice(flags);
+        let crate::cli::Command::Serve(args) = crate::cli::Cli::parse_from(argv).command else {
+            unreachable!()
+        };
+        Config::from_args(&args)
+    }
+
+    #[test]
+    fn access_token_lifetime_is_one_minute_to_a_day() {
+        assert_eq!(config(&[]).unwrap().access_token_lifetime_ms, 3_600_000);
+        for ok in ["1m", "60s", "24h", "1d"] {
+            assert!(config(&["--access-token-lifetime", ok]).is_ok(), "{ok}");
+        }
+        for bad in ["59s", "25h", "2d", "0m", "1"] {
+            let err = config(&["--access-token-lifetime", bad]).unwrap_err();
+            assert!(err.contains("--access-token-lifetime"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_issuer_is_a_url_compared_without_its_trailing_slash() {
+        let c = config(&["--listen", "127.0.0.1:9999"]).unwrap();
+        assert_eq!(
+            (c.issuer.as_str(), c.issuer_given),
+            ("http://127.0.0.1:9999", false)
+        );
+        let c = config(&["--issuer", "https://auth.example.com/"]).unwrap();
+        assert_eq!(
+            (c.issuer.as_str(), c.issuer_given),
+            ("https://auth.example.com", true)
+        );
+        for bad in [
+            "auth.example.com",
+            "ftp://x",
+            "https://",
+            "https://a.b/?q=1",
+            "http:///x",
+        ] {
+            assert!(config(&["--issuer", bad]).is_err(), "{bad}");
+        }
     }
 }

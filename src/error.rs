@@ -29,9 +29,30 @@ impl Reason {
     }
 }
 
+/// The error codes of an RFC 6749 token endpoint (§5.2), answered with 400 and
+/// `{"error", "error_description"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantError {
+    InvalidRequest,
+    InvalidGrant,
+    UnsupportedGrantType,
+}
+
+impl GrantError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantError::InvalidRequest => "invalid_request",
+            GrantError::InvalidGrant => "invalid_grant",
+            GrantError::UnsupportedGrantType => "unsupported_grant_type",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
     InvalidRequest(String),
+    /// A refusal of `POST /oauth/token`, with its description.
+    Grant(GrantError, String),
     InvalidToken(Reason),
     InvalidCredentials,
     Forbidden(String),
@@ -56,7 +77,7 @@ impl Error {
     /// The whole status table.
     pub fn status(&self) -> u16 {
         match self {
-            Error::InvalidRequest(_) => 400,
+            Error::InvalidRequest(_) | Error::Grant(..) => 400,
             Error::InvalidToken(_) | Error::InvalidCredentials => 401,
             Error::Forbidden(_) => 403,
             Error::NotFound => 404,
@@ -75,6 +96,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::InvalidRequest(_) => "invalid_request",
+            Error::Grant(code, _) => code.as_str(),
             Error::InvalidToken(_) => "invalid_token",
             Error::InvalidCredentials => "invalid_credentials",
             Error::Forbidden(_) => "forbidden",
@@ -94,7 +116,7 @@ impl Error {
     /// The sentence sent to the client.
     pub fn message(&self) -> String {
         match self {
-            Error::InvalidRequest(m) | Error::Forbidden(m) => m.clone(),
+            Error::InvalidRequest(m) | Error::Forbidden(m) | Error::Grant(_, m) => m.clone(),
             Error::InvalidToken(r) => match r {
                 Reason::Missing => "No credentials were sent; send Authorization: Bearer <token>.",
                 Reason::Unknown => "The token is not recognised.",
@@ -134,6 +156,9 @@ impl Error {
     fn all() -> Vec<Error> {
         vec![
             Error::InvalidRequest("x".into()),
+            Error::Grant(GrantError::InvalidRequest, "x".into()),
+            Error::Grant(GrantError::InvalidGrant, "x".into()),
+            Error::Grant(GrantError::UnsupportedGrantType, "x".into()),
             Error::InvalidToken(Reason::Missing),
             Error::InvalidCredentials,
             Error::Forbidden("x".into()),
@@ -198,6 +223,9 @@ mod tests {
             table,
             vec![
                 (400, "invalid_request"),
+                (400, "invalid_request"),
+                (400, "invalid_grant"),
+                (400, "unsupported_grant_type"),
                 (401, "invalid_token"),
                 (401, "invalid_credentials"),
                 (403, "forbidden"),

@@ -12,9 +12,11 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod files;
 pub mod http;
 pub mod metrics;
 mod serve;
+pub mod text;
 
 use cli::{Cli, Command};
 
@@ -27,6 +29,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Login(args) => client::commands::login(&args),
         Command::Logout => client::commands::logout(),
         Command::Whoami => client::commands::whoami(),
+        Command::Token => client::commands::token(),
         Command::Agent(args) => client::commands::agent(&args),
     }
 }

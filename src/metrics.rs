@@ -38,6 +38,7 @@ pub struct Metrics {
     pub session_extensions_written: AtomicU64,
     pub session_extensions_skipped: AtomicU64,
     pub pat_renewed: AtomicU64,
+    pub access_tokens_issued: AtomicU64,
     pub pat_renew_not_due: AtomicU64,
     pub revocations: AtomicU64,
     pub session_version_bumps: AtomicU64,
@@ -121,7 +122,7 @@ impl Metrics {
             "# HELP appliance_login_queue_depth Logins waiting for or in password hashing.\n# TYPE appliance_login_queue_depth gauge\nappliance_login_queue_depth {}",
             self.login_queue_depth.load(Relaxed)
         );
-        let counters: [(&str, &str, &AtomicU64); 11] = [
+        let counters: [(&str, &str, &AtomicU64); 12] = [
             (
                 "appliance_session_extensions_written_total",
                 "Sliding-window writes of a session's expiry.",
@@ -136,6 +137,11 @@ impl Metrics {
                 "appliance_pat_renewals_total",
                 "PAT renewals that extended the token.",
                 &self.pat_renewed,
+            ),
+            (
+                "appliance_access_tokens_issued_total",
+                "Signed access tokens issued (token exchange, password and refresh grants).",
+                &self.access_tokens_issued,
             ),
             (
                 "appliance_pat_renewals_not_due_total",

@@ -8,40 +8,63 @@ use std::time::Duration;
 
 use crate::app::App;
 use crate::auth::password::PasswordPool;
-use crate::auth::throttle::Throttle;
+use crate::auth::throttle::MemoryThrottle;
 use crate::cli::ServeArgs;
-use crate::clock::SystemClock;
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::db::{Store, StoreError};
 use crate::error::exit;
+use crate::http::log::{self, Level};
 use crate::metrics::Metrics;
+use crate::text;
 
 /// Rows deleted per purge statement, so a purge never holds the write lock for long.
 const PURGE_BATCH: i64 = 500;
 
 pub fn run(args: &ServeArgs) -> u8 {
-    let config = match Config::from_args(args) {
+    let mut config = match Config::from_args(args) {
         Ok(c) => c,
         Err(msg) => {
             eprintln!("{msg}");
             return exit::USAGE;
         }
     };
+    log::set_format(config.log_format);
+    let created = !crate::admin::is_url(&config.db) && !Path::new(&config.db).exists();
     let store = match Store::open(Path::new(&config.db), config.workers as u32 + 4) {
         Ok(s) => s,
         Err(e @ StoreError::TooNew { .. }) => {
-            eprintln!("Cannot use {}: {e}.", config.db);
+            eprintln!("Cannot use {}: {e}.", text::escape(&config.db));
             return exit::REFUSED;
         }
         Err(e) => {
-            eprintln!("Cannot open the database {}: {e}.", config.db);
+            eprintln!(
+                "Cannot open the database {}: {e}.",
+                text::escape(&config.db)
+            );
             return exit::REFUSED;
         }
     };
+    for warning in crate::files::loose_file_warnings(Path::new(&config.db)) {
+        log::event(Level::Warn, &warning);
+    }
+    // A database URL may carry a password: it is never printed, not even in a hint.
+    let db = if crate::admin::is_url(&config.db) {
+        "DATABASE_URL".to_string()
+    } else {
+        crate::admin::absolute(&config.db).display().to_string()
+    };
+    if created {
+        log::event(Level::Info, &format!("Created a new database at {db}."));
+    }
     if store.count_users().unwrap_or(1) == 0 {
-        eprintln!(
-            "No users yet. Add the first one with: appliance admin user add --db {} USERNAME",
-            config.db
+        log::event(
+            Level::Info,
+            &format!(
+                "No users yet. Add the first one in another terminal (it asks for a password): {} admin user add --db {} alice",
+                crate::admin::shell_word(&this_program()),
+                crate::admin::shell_word(&db)
+            ),
         );
     }
     // Logins waiting for a hashing thread are bounded (see Config); they wait on their
@@ -56,10 +79,18 @@ pub fn run(args: &ServeArgs) -> u8 {
     let csrf_key = match store.secret("csrf") {
         Ok(k) => k,
         Err(e) => {
-            eprintln!("Cannot read the signing key from {}: {e}.", config.db);
+            eprintln!(
+                "Cannot read the signing key from {}: {e}.",
+                text::escape(&config.db)
+            );
             return exit::REFUSED;
         }
     };
+    // The first signing key is made on first start (once, whoever races us).
+    if let Err(e) = crate::app::oauth::ensure_signing_key(&store, SystemClock.now_ms()) {
+        eprintln!("Cannot make the signing key in {}: {e}.", config.db);
+        return exit::REFUSED;
+    }
     let listener = match crate::http::bind(
         &config.listen,
         Duration::from_millis(config.client_timeout_ms as u64),
@@ -70,11 +101,16 @@ pub fn run(args: &ServeArgs) -> u8 {
             return exit::REFUSED;
         }
     };
+    if !config.issuer_given {
+        if let Ok(addr) = listener.local_addr() {
+            config.issuer = format!("http://{addr}");
+        }
+    }
     let app = Arc::new(App {
-        throttle: Throttle::new(
+        throttle: Box::new(MemoryThrottle::new(
             config.login_max_failures_user,
             config.login_max_failures_addr,
-        ),
+        )),
         config,
         store,
         clock: Arc::new(SystemClock),
@@ -92,6 +128,24 @@ pub fn run(args: &ServeArgs) -> u8 {
     }
 }
 
+/// How to run this binary from any directory: `appliance` when that name on PATH is
+/// this very file, else its absolute path (after `cargo run` it is not on PATH).
+fn this_program() -> String {
+    let Ok(me) = std::env::current_exe() else {
+        return "appliance".to_string();
+    };
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("appliance"))
+            .find(|p| p.is_file())
+    });
+    let same = |p: &Path| std::fs::canonicalize(p).ok() == std::fs::canonicalize(&me).ok();
+    match on_path {
+        Some(p) if same(&p) => "appliance".to_string(),
+        _ => me.display().to_string(),
+    }
+}
+
 /// Deletes rows of tokens that stopped working more than `--purge-after` ago, in
 /// small batches, on its own thread: requests never wait for it.
 fn start_purge(app: Arc<App>) {
@@ -100,7 +154,17 @@ fn start_purge(app: Arc<App>) {
         .name("purge".into())
         .spawn(move || loop {
             thread::sleep(every);
-            let cutoff = app.clock.now_ms() - app.config.purge_after_ms;
+            let now = app.clock.now_ms();
+            let cutoff = now - app.config.purge_after_ms;
+            if let Err(e) = app.store.drop_retired_keys(now) {
+                eprintln!("WARN dropping retired signing keys failed, will retry: {e}");
+            }
+            while let Ok(n) = app.store.purge_refresh(cutoff, PURGE_BATCH) {
+                if (n as i64) < PURGE_BATCH {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
             loop {
                 match app.store.purge_tokens(cutoff, PURGE_BATCH) {
                     Ok(n) => {
@@ -113,13 +177,13 @@ fn start_purge(app: Arc<App>) {
                         thread::sleep(Duration::from_millis(10));
                     }
                     Err(e) => {
-                        eprintln!("WARN purge failed, will retry: {e}");
+                        log::event(Level::Warn, &format!("purge failed, will retry: {e}"));
                         break;
                     }
                 }
             }
         });
     if let Err(e) = spawned {
-        eprintln!("WARN cannot start the purge thread: {e}");
+        log::event(Level::Warn, &format!("cannot start the purge thread: {e}"));
     }
 }

@@ -1,6 +1,7 @@
 //! Credentials: token minting, hashing and constant-time comparison; Argon2id passwords
 //! on their own bounded pool; login throttling.
 
+pub mod access;
 pub mod password;
 pub mod throttle;
 pub mod token;

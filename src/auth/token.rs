@@ -11,6 +11,7 @@ use subtle::ConstantTimeEq;
 
 pub const SESSION_PREFIX: &str = "aps_";
 pub const PAT_PREFIX: &str = "apt_";
+pub const REFRESH_PREFIX: &str = "apr_";
 /// 32 bytes in base64url without padding.
 const BODY_LEN: usize = 43;
 /// What `GET /api/tokens` shows of a PAT: `apt_` and 8 more characters.
@@ -20,6 +21,11 @@ pub const DISPLAY_PREFIX_LEN: usize = 12;
 pub enum Kind {
     Session,
     Pat,
+    /// A refresh token (`apr_…`), stored in `refresh_tokens`, never a bearer credential.
+    Refresh,
+    /// A signed access token (`v4.public.…`, see `auth::access`): never stored, never
+    /// minted here; the kind of a principal that presented one.
+    Access,
 }
 
 impl Kind {
@@ -27,6 +33,8 @@ impl Kind {
         match self {
             Kind::Session => "session",
             Kind::Pat => "pat",
+            Kind::Refresh => "refresh",
+            Kind::Access => "access",
         }
     }
     pub fn parse(s: &str) -> Option<Kind> {
@@ -40,6 +48,8 @@ impl Kind {
         match self {
             Kind::Session => SESSION_PREFIX,
             Kind::Pat => PAT_PREFIX,
+            Kind::Refresh => REFRESH_PREFIX,
+            Kind::Access => super::access::PREFIX,
         }
     }
 }
@@ -82,6 +92,8 @@ pub fn kind_of(token: &str) -> Option<Kind> {
         Kind::Session
     } else if token.starts_with(PAT_PREFIX) {
         Kind::Pat
+    } else if token.starts_with(REFRESH_PREFIX) {
+        Kind::Refresh
     } else {
         return None;
     };

@@ -45,7 +45,11 @@ impl Failure {
                     .unwrap_or("");
                 let head = format!("{status} {phrase}");
                 match message {
-                    Some(m) if !m.is_empty() => format!("{}: {m}", head.trim_end()),
+                    // The server's words, escaped: no line or escape sequence of its
+                    // making reaches the user's terminal.
+                    Some(m) if !m.is_empty() => {
+                        format!("{}: {}", head.trim_end(), crate::text::escape(m))
+                    }
                     _ => head.trim_end().to_string(),
                 }
             }
@@ -142,19 +146,45 @@ impl Advice {
     }
 }
 
+/// What the failed request was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Checking the stored credentials (`whoami`): "Could not verify your session".
+    Verify,
+    /// `login`: "Could not log in".
+    Login,
+}
+
+/// Where a failure happened, which words and next step fit it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Context<'a> {
+    pub attempt: Attempt,
+    /// The token involved is a personal access token: a 401 is fixed by storing a new
+    /// one (`login --token-stdin`), not by a password login, whose session the agent
+    /// would refuse.
+    pub pat: bool,
+    /// Where the server URLs were configured (the credentials path, or the
+    /// `--server-url` flag at login).
+    pub urls_from: &'a str,
+}
+
 /// The one builder of the contract's message: `Could not verify your session: <raw>.`
-/// then `→ <next step>` by class. `urls_from` says where the server URLs were
-/// configured (the credentials path, or the `--server-url` flag at login).
-pub fn advise(failure: &Failure, urls_from: &str) -> Advice {
+/// (`Could not log in: <raw>.` at login) then `→ <next step>` by class.
+pub fn advise(failure: &Failure, ctx: &Context<'_>) -> Advice {
     let class = classify(failure);
     let raw = failure.raw();
+    let doing = match ctx.attempt {
+        Attempt::Verify => "Could not verify your session",
+        Attempt::Login => "Could not log in",
+    };
     // The raw message often ends its own sentence; do not print "..".
-    let first = format!(
-        "Could not verify your session: {}.",
-        raw.trim_end_matches('.')
-    );
+    let first = format!("{doing}: {}.", raw.trim_end_matches('.'));
     let url = failure.url();
+    let urls_from = ctx.urls_from;
     let next = match class {
+        Class::Auth if ctx.pat => Some(format!(
+            "The personal access token may be expired or revoked. Store a new one with `appliance login --server-url={url} --token-stdin`."
+        )),
         Class::Auth => Some(format!(
             "Session token may be expired. Run `appliance login --server-url={url}` to refresh."
         )),
@@ -187,6 +217,14 @@ mod tests {
             code: None,
             reason: None,
             message: Some(message.into()),
+        }
+    }
+
+    fn verify(urls_from: &str) -> Context<'_> {
+        Context {
+            attempt: Attempt::Verify,
+            pat: false,
+            urls_from,
         }
     }
 
@@ -242,7 +280,7 @@ mod tests {
     fn auth_advice_names_the_server_that_answered() {
         let a = advise(
             &status(401, "The token has been revoked; log in again."),
-            "/c/credentials.json",
+            &verify("/c/credentials.json"),
         );
         assert_eq!(
             a.text,
@@ -253,8 +291,38 @@ mod tests {
     }
 
     #[test]
+    fn an_expired_pat_is_advised_to_store_a_new_one() {
+        let ctx = Context {
+            pat: true,
+            ..verify("/c/credentials.json")
+        };
+        let a = advise(&status(401, "The token has expired."), &ctx);
+        assert_eq!(
+            a.text,
+            "Could not verify your session: 401 Unauthorized: The token has expired.\n\
+             → The personal access token may be expired or revoked. Store a new one with `appliance login --server-url=http://a.example:8080 --token-stdin`."
+        );
+        assert_eq!(a.exit_code(), 3);
+    }
+
+    #[test]
+    fn login_failures_say_could_not_log_in() {
+        let ctx = Context {
+            attempt: Attempt::Login,
+            pat: false,
+            urls_from: "the --server-url flag",
+        };
+        let a = advise(&transport("connection refused"), &ctx);
+        assert_eq!(
+            a.text,
+            "Could not log in: connection refused (http://a.example:8080).\n\
+             → Could not reach the appliance server. Check your network and the server URL in the --server-url flag."
+        );
+    }
+
+    #[test]
     fn forbidden_advice_points_at_membership() {
-        let a = advise(&status(403, "Not a member"), "/c/credentials.json");
+        let a = advise(&status(403, "Not a member"), &verify("/c/credentials.json"));
         assert_eq!(
             a.text,
             "Could not verify your session: 403 Forbidden: Not a member.\n\
@@ -265,7 +333,10 @@ mod tests {
 
     #[test]
     fn network_advice_points_at_the_credentials_file() {
-        let a = advise(&transport("connection refused"), "/c/credentials.json");
+        let a = advise(
+            &transport("connection refused"),
+            &verify("/c/credentials.json"),
+        );
         assert_eq!(
             a.text,
             "Could not verify your session: connection refused (http://a.example:8080).\n\
@@ -276,7 +347,7 @@ mod tests {
 
     #[test]
     fn server_error_advice_says_retry() {
-        let a = advise(&status(502, ""), "/c/credentials.json");
+        let a = advise(&status(502, ""), &verify("/c/credentials.json"));
         assert_eq!(
             a.text,
             "Could not verify your session: 502 Bad Gateway.\n\
@@ -289,7 +360,7 @@ mod tests {
     fn other_errors_get_the_raw_error_alone() {
         let a = advise(
             &status(429, "Too many attempts; retry in 30 seconds."),
-            "/c/credentials.json",
+            &verify("/c/credentials.json"),
         );
         assert_eq!(
             a.text,
@@ -301,13 +372,16 @@ mod tests {
 
     #[test]
     fn text_only_errors_get_the_advice_of_their_class() {
-        let a = advise(&transport("server said: unauthorized"), "/c/x");
+        let a = advise(&transport("server said: unauthorized"), &verify("/c/x"));
         assert!(
             a.text.contains("→ Session token may be expired."),
             "{}",
             a.text
         );
-        let a = advise(&transport("proxy: 500 internal server error"), "/c/x");
+        let a = advise(
+            &transport("proxy: 500 internal server error"),
+            &verify("/c/x"),
+        );
         assert!(a
             .text
             .ends_with("→ The appliance server returned an error; retry shortly."));

@@ -1,11 +1,11 @@
-//! The client commands of the CLI: healthcheck, login, logout, whoami, agent.
+//! The client commands of the CLI: healthcheck, login, logout, whoami, token, agent.
 //!
 //! Each returns the process exit code; failures are explained on stderr, tokens never
 //! printed.
 
 use serde_json::{json, Value};
 
-use super::advice::{advise, Failure};
+use super::advice::{advise, Attempt, Context, Failure};
 use super::credentials::{Credentials, LoadError, Store};
 use super::http::{parse_server_urls, Answer, Client};
 use crate::admin::read_secret;
@@ -28,9 +28,22 @@ fn finish(outcome: Outcome) -> u8 {
 }
 
 /// The contract's advice for a failed request, as an `Exit`.
-fn advised(failure: &Failure, urls_from: &str) -> Exit {
-    let advice = advise(failure, urls_from);
+fn advised(failure: &Failure, ctx: &Context<'_>) -> Exit {
+    let advice = advise(failure, ctx);
     Exit(advice.exit_code(), advice.text)
+}
+
+fn is_pat(token: &str) -> bool {
+    token.starts_with("apt_")
+}
+
+/// Failures while using the stored credentials read like whoami's.
+fn verify_context<'a>(token: &str, credentials_path: &'a str) -> Context<'a> {
+    Context {
+        attempt: Attempt::Verify,
+        pat: is_pat(token),
+        urls_from: credentials_path,
+    }
 }
 
 fn store() -> Result<Store, Exit> {
@@ -47,7 +60,12 @@ fn text_field(answer: &Value, name: &str) -> Option<String> {
 
 pub fn healthcheck(args: &HealthcheckArgs) -> u8 {
     let base = match &args.url {
-        Some(url) => url.trim_end_matches('/').to_string(),
+        // One URL, explained like login's --server-url when it is not one.
+        Some(url) => match parse_server_urls(url) {
+            Ok(mut urls) if urls.len() == 1 => urls.remove(0),
+            Ok(_) => return finish(Err(Exit(exit::REFUSED, "--url takes one URL.".into()))),
+            Err(e) => return finish(Err(Exit(exit::REFUSED, e))),
+        },
         None => format!("http://{}", local_address(&args.listen)),
     };
     finish(
@@ -81,8 +99,14 @@ pub fn login(args: &LoginArgs) -> u8 {
     finish(login_inner(args))
 }
 
-/// Where login failures point the user for the server URL.
-const LOGIN_URLS_FROM: &str = "the --server-url flag";
+/// Login failures: where they point the user for the server URL.
+fn login_context(pat: bool) -> Context<'static> {
+    Context {
+        attempt: Attempt::Login,
+        pat,
+        urls_from: "the --server-url flag",
+    }
+}
 
 fn login_inner(args: &LoginArgs) -> Outcome {
     let urls = parse_server_urls(&args.server_url).map_err(|e| Exit(exit::USAGE, e))?;
@@ -99,7 +123,11 @@ fn login_inner(args: &LoginArgs) -> Outcome {
             token,
         })
         .map_err(|e| Exit(exit::REFUSED, e))?;
-    println!("Logged in to {} as {username}.", answer.url);
+    println!(
+        "Logged in to {} as {}.",
+        answer.url,
+        crate::text::escape(&username)
+    );
     Ok(())
 }
 
@@ -121,8 +149,9 @@ fn password_login(
     let body = json!({"username": username, "password": password});
     let answer = client
         .send("POST", "/api/login", None, Some(&body))
-        .map_err(|f| login_refused(&f).unwrap_or_else(|| advised(&f, LOGIN_URLS_FROM)))?;
-    let token = text_field(&answer.json, "token").ok_or_else(|| not_appliance(&answer.url))?;
+        .map_err(|f| login_refused(&f).unwrap_or_else(|| advised(&f, &login_context(false))))?;
+    let token = text_field(&answer.json, "token")
+        .ok_or_else(|| not_appliance(Attempt::Login, &answer.url))?;
     let name = answer
         .json
         .pointer("/user/username")
@@ -144,8 +173,9 @@ fn token_login(client: &Client) -> Result<(Answer, String, String), Exit> {
     }
     let answer = client
         .send("GET", "/api/userinfo", Some(&token), None)
-        .map_err(|f| advised(&f, LOGIN_URLS_FROM))?;
-    let name = text_field(&answer.json, "username").ok_or_else(|| not_appliance(&answer.url))?;
+        .map_err(|f| advised(&f, &login_context(is_pat(&token))))?;
+    let name = text_field(&answer.json, "username")
+        .ok_or_else(|| not_appliance(Attempt::Login, &answer.url))?;
     Ok((answer, name, token))
 }
 
@@ -164,10 +194,14 @@ fn login_refused(f: &Failure) -> Option<Exit> {
     }
 }
 
-fn not_appliance(url: &str) -> Exit {
+fn not_appliance(attempt: Attempt, url: &str) -> Exit {
+    let doing = match attempt {
+        Attempt::Verify => "Could not verify your session",
+        Attempt::Login => "Could not log in",
+    };
     Exit(
         exit::REFUSED,
-        format!("Could not verify your session: {url} answered, but not like an appliance server; check the URL."),
+        format!("{doing}: {url} answered, but not like an appliance server; check the URL."),
     )
 }
 
@@ -181,10 +215,57 @@ fn whoami_inner() -> Outcome {
     let path = store.path().display().to_string();
     let answer = Client::new(creds.server_urls.clone())
         .send("GET", "/api/userinfo", Some(&creds.token), None)
-        .map_err(|f| advised(&f, &path))?;
-    let username =
-        text_field(&answer.json, "username").ok_or_else(|| not_appliance(&answer.url))?;
-    println!("Logged in to {} as {username}.", answer.url);
+        .map_err(|f| advised(&f, &verify_context(&creds.token, &path)))?;
+    let username = text_field(&answer.json, "username")
+        .ok_or_else(|| not_appliance(Attempt::Verify, &answer.url))?;
+    println!(
+        "Logged in to {} as {}.",
+        answer.url,
+        crate::text::escape(&username)
+    );
+    Ok(())
+}
+
+/// `appliance token`: a fresh signed access token for the stored credentials (RFC 8693
+/// token exchange), alone on its line.
+pub fn token() -> u8 {
+    finish(token_inner())
+}
+
+const GRANT_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const TOKEN_TYPE_ACCESS: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+fn token_inner() -> Outcome {
+    let store = store()?;
+    let creds = load(&store)?;
+    let path = store.path().display().to_string();
+    let ctx = verify_context(&creds.token, &path);
+    let client = Client::new(creds.server_urls.clone());
+    let exchanged = client.post_form(
+        "/oauth/token",
+        &[
+            ("grant_type", GRANT_EXCHANGE),
+            ("subject_token", &creds.token),
+            ("subject_token_type", TOKEN_TYPE_ACCESS),
+        ],
+    );
+    let answer = match exchanged {
+        Ok(a) => a,
+        // The stored token is not live: ask userinfo why, so the failure reads (and
+        // exits) exactly as whoami's would.
+        Err(f @ Failure::Status { status: 400, .. }) => {
+            return Err(
+                match client.send("GET", "/api/userinfo", Some(&creds.token), None) {
+                    Err(why) => advised(&why, &ctx),
+                    Ok(_) => advised(&f, &ctx),
+                },
+            )
+        }
+        Err(f) => return Err(advised(&f, &ctx)),
+    };
+    let token = text_field(&answer.json, "access_token")
+        .ok_or_else(|| not_appliance(Attempt::Verify, &answer.url))?;
+    println!("{token}");
     Ok(())
 }
 

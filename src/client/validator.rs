@@ -5,6 +5,14 @@
 //! every request; a break-glass bump seen through any token of a user invalidates that
 //! user's older cached answers at once.
 //!
+//! Signed access tokens (`v4.public.…`) are verified offline: the signature with the
+//! keys of `GET /oauth/keys` (kept; an unknown `kid` refetches them at most once per
+//! 30 s), `iss` and `exp` (with a leeway of at most 30 s), then the `sv` claim against
+//! the user's current session_version, from the cache while fresh, else from
+//! `GET /api/userinfo` with the token itself. With a warm cache no request is sent.
+//! What that gives up: revoking one session reaches an offline verifier only at the
+//! token's `exp`; a break-glass bump, within the TTL.
+//!
 //! ```no_run
 //! use std::time::Duration;
 //! use appliance::client::{ValidateError, Validator};
@@ -19,6 +27,9 @@
 
 use std::collections::HashMap;
 use std::fmt;
+
+use pasetors::keys::AsymmetricPublicKey;
+use pasetors::version4::V4;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -27,9 +38,15 @@ use sha2::{Digest, Sha256};
 
 use super::advice::{classify, Class, Failure};
 use super::http::Client;
-use crate::clock::{Clock, SystemClock};
+use crate::auth::access;
+use crate::clock::{rfc3339, Clock, SystemClock};
 
 const DEFAULT_TTL: Duration = Duration::from_secs(60);
+/// An unknown `kid` refetches the keys at most this often.
+const KEY_REFETCH_MS: i64 = 30_000;
+/// The largest clock skew allowed on `exp`, and the default.
+const MAX_LEEWAY: Duration = Duration::from_secs(30);
+const DEFAULT_LEEWAY: Duration = Duration::from_secs(5);
 const DEFAULT_CAPACITY: usize = 10_000;
 
 /// Who a valid token belongs to: the body of `GET /api/validate`.
@@ -39,7 +56,7 @@ pub struct Identity {
     pub sub: String,
     pub username: String,
     pub session_version: i64,
-    /// `session` or `pat`.
+    /// `session`, `pat` or `access` (a signed access token).
     pub token_type: String,
     /// RFC 3339, or `None` for a PAT that never expires.
     pub expires_at: Option<String>,
@@ -175,24 +192,57 @@ impl Cache for MemoryCache {
     }
 }
 
+/// The verification keys of the server, replaced whole on each fetch (so the map holds
+/// only what the server serves), and when they were last asked for.
+#[derive(Default)]
+struct Keys {
+    by_kid: HashMap<String, AsymmetricPublicKey<V4>>,
+    fetched_at_ms: Option<i64>,
+    /// Why the last fetch failed, if it did: repeated (fail closed) until the next.
+    failure: Option<String>,
+}
+
 /// Validates tokens against one appliance server. Cheap to share between threads.
 pub struct Validator {
     client: Client,
     ttl_ms: i64,
+    issuer: String,
+    leeway_ms: i64,
     clock: Arc<dyn Clock>,
     cache: Arc<dyn Cache>,
+    keys: Mutex<Keys>,
+    /// Held by the one caller fetching `/oauth/keys`.
+    fetching: Mutex<()>,
 }
 
 impl Validator {
     /// A validator for the server at `base_url` (such as `http://127.0.0.1:8080`), with a
     /// 60 s TTL, the system clock and a `MemoryCache` of 10 000 entries.
     pub fn new(base_url: &str) -> Validator {
+        let base = base_url.trim_end_matches('/').to_string();
         Validator {
-            client: Client::new(vec![base_url.trim_end_matches('/').to_string()]),
+            client: Client::new(vec![base.clone()]),
             ttl_ms: duration_ms(DEFAULT_TTL),
+            issuer: base,
+            leeway_ms: duration_ms(DEFAULT_LEEWAY),
             clock: Arc::new(SystemClock),
             cache: Arc::new(MemoryCache::new(DEFAULT_CAPACITY)),
+            keys: Mutex::new(Keys::default()),
+            fetching: Mutex::new(()),
         }
+    }
+
+    /// The `iss` signed access tokens must carry: the server's `--issuer` (default: the
+    /// base URL given to `new`).
+    pub fn issuer(mut self, issuer: &str) -> Validator {
+        self.issuer = issuer.trim_end_matches('/').to_string();
+        self
+    }
+
+    /// Clock skew allowed on a signed token's `exp` (default 5 s, at most 30 s).
+    pub fn leeway(mut self, leeway: Duration) -> Validator {
+        self.leeway_ms = duration_ms(leeway.min(MAX_LEEWAY));
+        self
     }
 
     /// How long a positive answer is trusted without asking the server again.
@@ -221,6 +271,9 @@ impl Validator {
         // as a header) is refused without a request.
         if !token.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(invalid("unknown"));
+        }
+        if access::looks_like(token) {
+            return self.validate_signed(token);
         }
         let key = token_key(token);
         let now = self.clock.now_ms();
@@ -268,6 +321,131 @@ impl Validator {
             },
         );
         Ok(identity)
+    }
+
+    /// A signed access token, offline: signature, issuer, expiry, then `sv` against the
+    /// user's current session_version (cached, else asked with the token itself).
+    fn validate_signed(&self, token: &str) -> Result<Identity, ValidateError> {
+        let now = self.clock.now_ms();
+        let kid = access::kid_of(token).map_err(|_| invalid("unknown"))?;
+        let key = self.key(&kid, now)?.ok_or_else(|| invalid("unknown"))?;
+        let claims = access::verify(&key, token).map_err(|_| invalid("unknown"))?;
+        if claims.iss != self.issuer {
+            return Err(invalid("unknown"));
+        }
+        if claims.exp.saturating_add(self.leeway_ms) <= now {
+            return Err(invalid("expired"));
+        }
+        let current = match self
+            .cache
+            .user_version(&claims.sub)
+            .filter(|seen| self.is_fresh(seen.seen_at_ms, now))
+        {
+            Some(seen) => {
+                if claims.sv > seen.version {
+                    // Signed after a bump we had not seen: the user's version is at
+                    // least this now (kept with the old timestamp: no longer trust).
+                    self.cache.note_user_version(
+                        &claims.sub,
+                        SeenVersion {
+                            version: claims.sv,
+                            seen_at_ms: seen.seen_at_ms,
+                        },
+                    );
+                }
+                seen.version
+            }
+            None => self.fetch_version(token, &claims.sub, now)?,
+        };
+        if claims.sv < current {
+            return Err(ValidateError::Stale);
+        }
+        Ok(Identity {
+            sub: claims.sub,
+            username: claims.username,
+            session_version: claims.sv,
+            token_type: "access".into(),
+            expires_at: Some(rfc3339(claims.exp)),
+        })
+    }
+
+    /// The user's session_version from `GET /api/userinfo` with the token itself.
+    fn fetch_version(&self, token: &str, sub: &str, now: i64) -> Result<i64, ValidateError> {
+        let answer = self
+            .client
+            .send("GET", "/api/userinfo", Some(token), None)
+            .map_err(refusal)?;
+        let identity: Identity = serde_json::from_value(answer.json)
+            .ok()
+            .filter(|i: &Identity| i.sub == sub)
+            .ok_or_else(|| {
+                ValidateError::Transient(format!(
+                    "{} answered /api/userinfo with an unexpected body",
+                    answer.url
+                ))
+            })?;
+        self.cache.note_user_version(
+            sub,
+            SeenVersion {
+                version: identity.session_version,
+                seen_at_ms: now,
+            },
+        );
+        Ok(identity.session_version)
+    }
+
+    /// The verification key `kid`: from the kept keys, else (at most once per 30 s)
+    /// from a fresh `GET /oauth/keys`. `None`: the server does not serve it.
+    fn key(&self, kid: &str, now: i64) -> Result<Option<AsymmetricPublicKey<V4>>, ValidateError> {
+        if let Some(key) = self.known_key(kid) {
+            return Ok(Some(key));
+        }
+        // One fetch at a time; tokens under known keys never wait for it (they only
+        // take `keys`, which is never held across a request).
+        let _fetching = self.fetching.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(key) = self.known_key(kid) {
+            return Ok(Some(key)); // fetched by the caller we waited for
+        }
+        {
+            let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+            let recently = keys
+                .fetched_at_ms
+                .is_some_and(|at| at <= now && now - at < KEY_REFETCH_MS);
+            if recently {
+                return match &keys.failure {
+                    Some(e) => Err(ValidateError::Transient(e.clone())),
+                    None => Ok(None),
+                };
+            }
+            // Counted as an attempt even if it fails: a down server is not hammered.
+            keys.fetched_at_ms = Some(now);
+        }
+        let fetched = self.client.send("GET", "/oauth/keys", None, None);
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        let answer = match fetched {
+            Ok(a) => a,
+            Err(f) => {
+                keys.failure = Some(f.raw());
+                return Err(ValidateError::Transient(f.raw()));
+            }
+        };
+        keys.failure = None;
+        let listed = answer.json["keys"].as_array().cloned().unwrap_or_default();
+        keys.by_kid = listed
+            .iter()
+            .take(DEFAULT_CAPACITY)
+            .filter_map(|k| {
+                let id = k["kid"].as_str()?;
+                let public = access::public_key(id, k["public_key"].as_str()?)?;
+                Some((id.to_string(), public))
+            })
+            .collect();
+        Ok(keys.by_kid.get(kid).cloned())
+    }
+
+    fn known_key(&self, kid: &str) -> Option<AsymmetricPublicKey<V4>> {
+        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        keys.by_kid.get(kid).cloned()
     }
 
     /// Fresh within the TTL; an instant in the future (a clock stepped back) is not.
@@ -352,6 +530,198 @@ mod tests {
         // Another token is another entry.
         v.validate("aps_two").unwrap();
         assert_eq!(server.hits(), 2);
+    }
+
+    mod signed {
+        use super::*;
+        use crate::auth::access::{generate_key, sign, Claims, KeyMaterial};
+
+        const ISS: &str = "https://auth.example.com";
+
+        fn keys_body(keys: &[&KeyMaterial]) -> String {
+            let list: Vec<serde_json::Value> = keys
+                .iter()
+                .map(|k| {
+                    serde_json::json!({"kid": k.kid, "public_key": k.public_key,
+                        "status": "active", "created_at": "2026-11-01T00:00:00Z"})
+                })
+                .collect();
+            serde_json::json!({ "keys": list }).to_string()
+        }
+
+        fn token(key: &KeyMaterial, sv: i64, iss: &str, exp: i64) -> String {
+            let claims = Claims {
+                iss: iss.into(),
+                sub: "usr_1".into(),
+                username: "alice".into(),
+                sv,
+                sid: "tok_1".into(),
+                jti: format!("j{sv}{exp}"),
+                iat: T0,
+                exp,
+            };
+            sign(&key.secret_key, &key.kid, &claims).unwrap()
+        }
+
+        struct Fixture {
+            server: FakeServer,
+            v: Validator,
+            clock: Arc<FixedClock>,
+            key: KeyMaterial,
+        }
+
+        fn fixture() -> Fixture {
+            let key = generate_key().unwrap();
+            let server = FakeServer::start(404, "{}");
+            server.set_path("/oauth/keys", 200, &keys_body(&[&key]));
+            server.set_path("/api/userinfo", 200, &body(1));
+            let (v, clock) = setup(&server);
+            Fixture {
+                v: v.issuer(ISS),
+                server,
+                clock,
+                key,
+            }
+        }
+
+        #[test]
+        fn a_warm_cache_sends_no_request() {
+            let f = fixture();
+            let one = token(&f.key, 1, ISS, T0 + 3_600_000);
+            let id = f.v.validate(&one).unwrap();
+            assert_eq!(
+                (id.sub.as_str(), id.token_type.as_str()),
+                ("usr_1", "access")
+            );
+            assert_eq!(f.server.hits_on("/oauth/keys"), 1);
+            assert_eq!(f.server.hits_on("/api/userinfo"), 1);
+            // The same token again, and another token of the same user: no request.
+            f.clock.advance(30_000);
+            f.v.validate(&one).unwrap();
+            f.v.validate(&token(&f.key, 1, ISS, T0 + 7_200_000))
+                .unwrap();
+            assert_eq!(f.server.hits(), 2);
+        }
+
+        #[test]
+        fn a_break_glass_bump_is_seen_within_the_ttl() {
+            let f = fixture();
+            let old = token(&f.key, 1, ISS, T0 + 3_600_000);
+            f.v.validate(&old).unwrap();
+            f.server.set_path("/api/userinfo", 401, &stale());
+            f.clock.advance(59_000);
+            assert!(f.v.validate(&old).is_ok(), "cached within the TTL");
+            f.clock.advance(1_000);
+            assert_eq!(f.v.validate(&old), Err(ValidateError::Stale));
+            assert_eq!(f.server.hits_on("/api/userinfo"), 2);
+        }
+
+        #[test]
+        fn a_newer_version_seen_for_the_user_makes_older_tokens_stale_at_once() {
+            let f = fixture();
+            let old = token(&f.key, 1, ISS, T0 + 3_600_000);
+            f.v.validate(&old).unwrap();
+            // A token issued after a bump carries the new version; it is signed, so the
+            // user's version is at least that.
+            f.v.validate(&token(&f.key, 2, ISS, T0 + 3_600_000))
+                .unwrap();
+            assert_eq!(f.v.validate(&old), Err(ValidateError::Stale));
+            assert_eq!(f.server.hits(), 2);
+        }
+
+        #[test]
+        fn a_key_rotation_is_picked_up_through_one_refetch() {
+            let f = fixture();
+            f.v.validate(&token(&f.key, 1, ISS, T0 + 3_600_000))
+                .unwrap();
+            let next = generate_key().unwrap();
+            f.server
+                .set_path("/oauth/keys", 200, &keys_body(&[&next, &f.key]));
+            f.clock.advance(30_000);
+            f.v.validate(&token(&next, 1, ISS, T0 + 3_600_000)).unwrap();
+            assert_eq!(f.server.hits_on("/oauth/keys"), 2);
+            // An unknown key: Invalid, and refetched at most once per 30 s.
+            let stranger = generate_key().unwrap();
+            let foreign = token(&stranger, 1, ISS, T0 + 3_600_000);
+            let unknown = Err(ValidateError::Invalid {
+                reason: "unknown".into(),
+            });
+            assert_eq!(f.v.validate(&foreign), unknown);
+            f.clock.advance(29_999);
+            assert_eq!(f.v.validate(&foreign), unknown);
+            assert_eq!(f.server.hits_on("/oauth/keys"), 2);
+            f.clock.advance(1);
+            assert_eq!(f.v.validate(&foreign), unknown);
+            assert_eq!(f.server.hits_on("/oauth/keys"), 3);
+            // Known keys keep working without a request.
+            f.v.validate(&token(&f.key, 1, ISS, T0 + 3_600_000))
+                .unwrap();
+            assert_eq!(f.server.hits_on("/oauth/keys"), 3);
+        }
+
+        #[test]
+        fn another_issuer_or_a_changed_byte_is_invalid() {
+            let f = fixture();
+            let unknown = Err(ValidateError::Invalid {
+                reason: "unknown".into(),
+            });
+            let elsewhere = token(&f.key, 1, "https://evil.example.com", T0 + 3_600_000);
+            assert_eq!(f.v.validate(&elsewhere), unknown);
+            let good = token(&f.key, 1, ISS, T0 + 3_600_000);
+            let tampered = good.replacen("v4.public.ey", "v4.public.ez", 1);
+            assert_eq!(f.v.validate(&tampered), unknown);
+            assert_eq!(f.v.validate("v4.public.garbage"), unknown);
+            assert_eq!(f.server.hits_on("/api/userinfo"), 0);
+        }
+
+        #[test]
+        fn expiry_allows_the_leeway_and_no_more() {
+            let f = fixture();
+            let t = token(&f.key, 1, ISS, T0 + 10_000);
+            f.v.validate(&t).unwrap();
+            f.clock.advance(14_000);
+            assert!(f.v.validate(&t).is_ok(), "within the 5 s leeway");
+            f.clock.advance(1_000);
+            assert_eq!(
+                f.v.validate(&t),
+                Err(ValidateError::Invalid {
+                    reason: "expired".into()
+                })
+            );
+            // The leeway is capped at 30 s.
+            let lax = Validator::new(&f.server.url)
+                .issuer(ISS)
+                .leeway(Duration::from_secs(3_600))
+                .clock(f.clock.clone());
+            f.clock.advance(30_000);
+            assert!(matches!(
+                lax.validate(&t),
+                Err(ValidateError::Invalid { .. })
+            ));
+        }
+
+        #[test]
+        fn a_failed_fetch_fails_closed() {
+            let f = fixture();
+            f.server.set_path("/api/userinfo", 503, "");
+            let t = token(&f.key, 1, ISS, T0 + 3_600_000);
+            assert!(matches!(f.v.validate(&t), Err(ValidateError::Transient(_))));
+            // The keys endpoint down: a token under a new key is not accepted either,
+            // and the refusal is repeated, not turned into Invalid, until a refetch.
+            f.server
+                .set_path("/oauth/keys", 500, r#"{"error":"internal","message":"x"}"#);
+            let next = generate_key().unwrap();
+            let t2 = token(&next, 1, ISS, T0 + 3_600_000);
+            f.clock.advance(31_000);
+            assert!(matches!(
+                f.v.validate(&t2),
+                Err(ValidateError::Transient(_))
+            ));
+            assert!(matches!(
+                f.v.validate(&t2),
+                Err(ValidateError::Transient(_))
+            ));
+        }
     }
 
     #[test]

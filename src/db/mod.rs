@@ -6,7 +6,9 @@
 //! `UPDATE ... WHERE <condition> RETURNING`: the guard is the check.
 
 pub mod audit;
+pub mod keys;
 mod migrate;
+pub mod refresh;
 pub mod tokens;
 pub mod users;
 
@@ -81,6 +83,9 @@ PRAGMA temp_store = MEMORY;";
 impl Store {
     /// Opens (creating if needed) and migrates the database at `path`.
     pub fn open(path: &Path, max_connections: u32) -> Result<Store, StoreError> {
+        // The file holds password hashes and keys: 0600 (SQLite gives -wal and -shm
+        // the same mode), whatever the umask.
+        crate::files::prepare_database(path).map_err(|e| StoreError::Other(e.to_string()))?;
         let manager = SqliteConnectionManager::file(path).with_init(|c| c.execute_batch(PRAGMAS));
         // One connection first, so a file that is not a database (or cannot be opened)
         // fails now with SQLite's reason, not after the pool's connection timeout.

@@ -1,4 +1,5 @@
-//! Users: creation, lookup by username, listing, and the break-glass version bump.
+//! Users: creation, lookup by username, listing, the break-glass version bump, new
+//! passwords and removal.
 
 use rusqlite::{params, TransactionBehavior};
 
@@ -118,6 +119,88 @@ impl Store {
 }
 
 impl Store {
+    /// Sets a new password hash for `username`; with `bump`, also bumps the user's
+    /// session_version, so every token issued before is rejected. Returns the
+    /// session_version after the change; `NotFound` for an unknown username.
+    pub fn set_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+        bump: bool,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<i64, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_err)?;
+        let version = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "UPDATE users SET password_hash = ?2, session_version = session_version + ?3
+                     WHERE username = ?1 RETURNING session_version",
+                )
+                .map_err(sql_err)?;
+            first_row(
+                &mut stmt,
+                params![username, password_hash, i64::from(bump)],
+                |r| r.get::<_, i64>(0),
+            )?
+            .ok_or(StoreError::NotFound)?
+        };
+        let detail = if bump {
+            format!("session_version={version}")
+        } else {
+            "sessions kept".to_string()
+        };
+        record(
+            &tx,
+            now,
+            &AuditEntry {
+                detail,
+                ..audit.clone()
+            },
+        )?;
+        tx.commit().map_err(sql_err)?;
+        Ok(version)
+    }
+
+    /// Removes the user and (by `ON DELETE CASCADE`) every token of theirs, so each
+    /// reads `unknown` from then on. The audit log keeps their history: it names users,
+    /// it does not reference them. Returns the removed user; `NotFound` if unknown.
+    pub fn delete_user(
+        &self,
+        username: &str,
+        now: i64,
+        audit: &AuditEntry,
+    ) -> Result<User, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_err)?;
+        let user = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "DELETE FROM users WHERE username = ?1
+                     RETURNING id, username, session_version, created_at",
+                )
+                .map_err(sql_err)?;
+            first_row(&mut stmt, [username], user_from_row)?.ok_or(StoreError::NotFound)?
+        };
+        record(
+            &tx,
+            now,
+            &AuditEntry {
+                detail: format!("id={}", user.id),
+                ..audit.clone()
+            },
+        )?;
+        tx.commit().map_err(sql_err)?;
+        Ok(user)
+    }
+}
+
+impl Store {
     /// The named 32-byte secret, created at random on first use. Every process on the
     /// database gets the same one, so replicas verify what another one signed.
     pub fn secret(&self, name: &str) -> Result<Vec<u8>, StoreError> {
@@ -159,6 +242,71 @@ mod tests {
         );
         assert_eq!(s.list_users().unwrap().len(), 1);
         assert_eq!(s.audit_log().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_new_password_bumps_the_version_unless_sessions_are_kept() {
+        let (s, _dir) = store();
+        s.create_user("u1", "alice", "old", 1, &cli()).unwrap();
+        let passwd = AuditEntry {
+            action: "user.passwd",
+            ..cli()
+        };
+        assert_eq!(s.set_password("alice", "new", true, 2, &passwd), Ok(2));
+        assert_eq!(s.user_for_login("alice").unwrap().unwrap().1, "new");
+        assert_eq!(s.set_password("alice", "newer", false, 3, &passwd), Ok(2));
+        assert_eq!(s.user_for_login("alice").unwrap().unwrap().1, "newer");
+        assert_eq!(
+            s.set_password("bob", "x", true, 4, &passwd),
+            Err(StoreError::NotFound)
+        );
+        let log = s.audit_log().unwrap();
+        assert_eq!(log.len(), 3);
+        assert_eq!(
+            (log[1].action.as_str(), log[1].detail.as_str()),
+            ("user.passwd", "session_version=2")
+        );
+        assert_eq!(log[2].detail, "sessions kept");
+    }
+
+    #[test]
+    fn deleting_a_user_removes_their_tokens_and_keeps_the_audit() {
+        let (s, _dir) = store();
+        s.create_user("u1", "alice", "phc", 1, &cli()).unwrap();
+        let hash = crate::auth::token::hash("aps_test");
+        s.insert_token(
+            &crate::db::NewToken {
+                hash: &hash,
+                id: "tok_1",
+                kind: crate::auth::token::Kind::Session,
+                user_id: "u1",
+                name: None,
+                prefix: "aps_test",
+                created_at: 1,
+                expires_at: Some(1_000),
+            },
+            None,
+        )
+        .unwrap();
+        let delete = AuditEntry {
+            action: "user.delete",
+            ..cli()
+        };
+        assert_eq!(s.delete_user("alice", 2, &delete).unwrap().id, "u1");
+        assert_eq!(s.lookup_token(&hash).unwrap(), None);
+        assert_eq!(s.user_by_username("alice").unwrap(), None);
+        assert_eq!(
+            s.delete_user("alice", 3, &delete),
+            Err(StoreError::NotFound)
+        );
+        let log = s.audit_log().unwrap();
+        assert_eq!(log.len(), 2);
+        assert_eq!(
+            (log[1].action.as_str(), log[1].detail.as_str()),
+            ("user.delete", "id=u1")
+        );
+        // The name is free again, for a new user with a new id.
+        s.create_user("u2", "alice", "phc", 4, &cli()).unwrap();
     }
 
     #[test]

@@ -1,15 +1,27 @@
 //! Browser sign-in for apps behind a reverse proxy: the HTML sign-in form, the session
 //! cookie, the `rd` redirect policy, sign-out, and the small home page at `/`.
 //!
-//! CSRF: `GET /login` issues a token `{issued}.{nonce}.{mac}`, signed with HMAC-SHA256
-//! under a key kept in the database (so every replica verifies it), valid for an hour.
-//! It goes in the hidden field and in a cookie (`__Host-appliance_csrf`, or
-//! `appliance_csrf` with `--insecure-cookies`, since `__Host-` needs `Secure`;
-//! `HttpOnly; SameSite=Strict; Path=/`). `POST /login` checks, before any credential:
-//! the field carries a valid, unexpired signature; when the browser sent the cookie,
-//! it equals the field (constant time); and the browser did not mark the post
-//! `Sec-Fetch-Site: cross-site`. A client that holds no cookie (a plain-HTTP test
-//! client refusing a `Secure` cookie, say) signs in with the form's token alone.
+//! CSRF, for the sign-in form and the sign-out button alike: a form carries a token
+//! `{issued}.{nonce}.{mac}`, signed with HMAC-SHA256 under a key kept in the database
+//! (so every replica verifies it), valid for an hour. The same token is set in a cookie
+//! with the form (`__Host-appliance_csrf`, or `appliance_csrf` with
+//! `--insecure-cookies`, since `__Host-` needs `Secure`; `HttpOnly; SameSite=Strict;
+//! Path=/`). A post is accepted only when, before any credential is looked at:
+//! - the browser does not say it comes from elsewhere: `Sec-Fetch-Site` is not
+//!   `cross-site` or `same-site`, and `Origin` (or, without it, `Referer`) names this
+//!   host;
+//! - the field carries a valid, unexpired signature; and
+//! - the browser sent the cookie and it equals the field (constant time). A token
+//!   without its cookie is refused, so a token an attacker fetched for their own
+//!   browser cannot sign a victim's browser in.
+//!
+//! A new form reuses the token of a valid cookie the browser sent while it has at
+//! least half its hour left, so forms open in other tabs stay usable.
+//!
+//! Sign-out: `GET /logout` from this origin (or from a client that says nothing of
+//! where it comes from) revokes the cookie's session; from elsewhere it only shows a
+//! button that posts to `/logout` with a CSRF token, so no other site can sign a user
+//! out. The session cookie holds session tokens only (`Req::session_cookie`).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -44,23 +56,15 @@ fn csrf_cookie_name(config: &Config) -> &'static str {
 /// `GET /login?rd=URL`: a fresh form with a fresh CSRF token.
 pub fn login_form(app: &App, req: &Req) -> Result<Reply, Error> {
     let rd = Req::form_field(req.query.as_bytes(), "rd").unwrap_or_default();
-    form_reply(app, 200, &rd, "", None)
+    form_reply(app, req, 200, &rd, "", None)
 }
 
 /// `POST /login`: CSRF first, then the credentials (throttled like `/api/login`).
 pub fn login_submit(app: &App, req: &Req) -> Result<Reply, Error> {
     let field = |name| Req::form_field(&req.body, name).unwrap_or_default();
     let (username, password, rd) = (field("username"), field("password"), field("rd"));
-    let sent = field("csrf");
-    let now_secs = app.now().div_euclid(1000);
-    let cookie = req.cookie_value(csrf_cookie_name(&app.config));
-    let csrf_ok = csrf_valid(&app.csrf_key, &sent, now_secs)
-        && cookie.is_none_or(|c| {
-            c.len() == sent.len() && bool::from(c.as_bytes().ct_eq(sent.as_bytes()))
-        })
-        && req.sec_fetch_site.as_deref() != Some("cross-site");
-    if !csrf_ok {
-        return form_reply(app, 403, &rd, &username, Some(STALE_FORM));
+    if !post_is_ours(app, req) {
+        return form_reply(app, req, 403, &rd, &username, Some(STALE_FORM));
     }
     match app.login(&username, &password, req.client) {
         Ok((issued, _user)) => {
@@ -79,36 +83,167 @@ pub fn login_submit(app: &App, req: &Req) -> Result<Reply, Error> {
                 .no_store())
         }
         Err(Error::InvalidCredentials) => {
-            form_reply(app, 401, &rd, &username, Some(GENERIC_FAILURE))
+            form_reply(app, req, 401, &rd, &username, Some(GENERIC_FAILURE))
         }
         Err(Error::TooManyRequests { retry_after_secs }) => {
             let message =
                 format!("Too many attempts. Please try again in {retry_after_secs} seconds.");
-            Ok(form_reply(app, 429, &rd, &username, Some(&message))?
+            Ok(form_reply(app, req, 429, &rd, &username, Some(&message))?
                 .header("Retry-After", retry_after_secs.to_string()))
         }
         Err(other) => Err(other),
     }
 }
 
-/// `GET /logout`: revokes the cookie's session (if it is live), clears the cookie.
+/// `GET /logout`: from this origin, revokes the cookie's session (if it is live) and
+/// clears the cookie; from another site, asks first (a button that posts to /logout).
 pub fn logout(app: &App, req: &Req) -> Result<Reply, Error> {
+    if provenance(req) == Provenance::Elsewhere {
+        return confirm_logout(app, req, 200);
+    }
     // HEAD is answered like GET, but only a GET signs out (a HEAD must change nothing).
-    let signing_out = req.method == super::request::Method::Get;
-    if let Some(presented) = req.cookie_value(SESSION_COOKIE).filter(|_| signing_out) {
-        if let Ok((_, hash)) = app.live_token(presented, app.now()) {
-            app.revoke(&hash)?;
+    if req.method == super::request::Method::Get {
+        sign_out(app, req)?;
+    }
+    Ok(signed_out(app))
+}
+
+/// `POST /logout`: the sign-out button, CSRF-checked like the sign-in form.
+pub fn logout_submit(app: &App, req: &Req) -> Result<Reply, Error> {
+    if !post_is_ours(app, req) {
+        return confirm_logout(app, req, 403);
+    }
+    sign_out(app, req)?;
+    Ok(signed_out(app).header("Set-Cookie", csrf_cookie(&app.config, "", 0)))
+}
+
+/// Revokes the session in the cookie, if it holds a live one.
+fn sign_out(app: &App, req: &Req) -> Result<(), Error> {
+    if let Some(Ok(presented)) = req.session_cookie() {
+        if let Ok((record, hash)) = app.live_token(presented, app.now()) {
+            if record.kind == token::Kind::Session {
+                app.revoke(&hash)?;
+            }
         }
     }
+    Ok(())
+}
+
+fn signed_out(app: &App) -> Reply {
     let body = "<h1>Signed out</h1>\n<p>You are signed out.</p>\n<p><a href=\"/login\">Sign in again</a></p>";
-    Ok(html_page(200, "Signed out", body)
-        .header("Set-Cookie", session_cookie(&app.config, "", true)))
+    html_page(200, "Signed out", body).header("Set-Cookie", session_cookie(&app.config, "", true))
+}
+
+/// The page another site's link to /logout lands on: nothing is revoked until the
+/// user presses the button.
+fn confirm_logout(app: &App, req: &Req, status: u16) -> Result<Reply, Error> {
+    let (csrf, max_age) = form_csrf(app, req)?;
+    let body = format!(
+        r#"<h1>Sign out?</h1>
+<p>A link brought you here to sign out. Press the button to sign out of this site.</p>
+<form method="post" action="/logout">
+<input type="hidden" name="csrf" value="{}">
+<button type="submit">Sign out</button>
+</form>
+<p><a href="/">Stay signed in</a></p>"#,
+        escape(&csrf)
+    );
+    Ok(html_page(status, "Sign out?", &body)
+        .header("Set-Cookie", csrf_cookie(&app.config, &csrf, max_age)))
+}
+
+/// The CSRF token for a new form and the `Max-Age` of its cookie: the token already in
+/// the browser's cookie while it has at least half its hour left, else a fresh one.
+/// A form carries the cookie's token, so a fresh token for every form would make every
+/// form open in another tab (or behind a page whose requests land on /login) stale.
+fn form_csrf(app: &App, req: &Req) -> Result<(String, u32), Error> {
+    let now_secs = app.now().div_euclid(1000);
+    let held = req
+        .cookie_value(csrf_cookie_name(&app.config))
+        .and_then(|c| Some((c, csrf_issued(&app.csrf_key, c, now_secs)?)));
+    if let Some((token, issued)) = held {
+        let left = i64::from(CSRF_MAX_AGE_SECS) - (now_secs - issued).max(0);
+        if left >= i64::from(CSRF_MAX_AGE_SECS / 2) {
+            return Ok((token.to_string(), left as u32));
+        }
+    }
+    Ok((mint_csrf(&app.csrf_key, now_secs)?, CSRF_MAX_AGE_SECS))
+}
+
+/// Where a browser says a request comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Provenance {
+    /// `Origin` (or, without it, `Referer`) names this host.
+    SameOrigin,
+    /// Another site, another origin, or an opaque origin (`Origin: null`).
+    Elsewhere,
+    /// Nothing said (a client that is not a browser, or an old one).
+    Unsaid,
+}
+
+fn provenance(req: &Req) -> Provenance {
+    if matches!(
+        req.sec_fetch_site.as_deref(),
+        Some("cross-site" | "same-site")
+    ) {
+        return Provenance::Elsewhere;
+    }
+    match req.origin.as_deref().or(req.referer.as_deref()) {
+        None => Provenance::Unsaid,
+        Some(url) if same_origin(url, req.host.as_deref()) => Provenance::SameOrigin,
+        Some(_) => Provenance::Elsewhere,
+    }
+}
+
+/// True when `url` (an `Origin` or `Referer`) is on `host`, the `Host` the browser
+/// used. The scheme is not compared: a TLS-terminating proxy passes the host but not
+/// the scheme. A proxy that passes the host without its port (nginx `$host`) is
+/// compared by host name alone.
+fn same_origin(url: &str, host: Option<&str>) -> bool {
+    let Some(host) = host.filter(|h| !h.is_empty()) else {
+        return false;
+    };
+    let lower = url
+        .get(..8)
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    let rest = if lower.starts_with("https://") {
+        &url[8..]
+    } else if lower.starts_with("http://") {
+        &url[7..]
+    } else {
+        return false;
+    };
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    if authority.is_empty() || authority.contains('@') {
+        return false;
+    }
+    authority.eq_ignore_ascii_case(host)
+        || (!host.contains(':')
+            && authority
+                .rsplit_once(':')
+                .is_some_and(|(name, _)| name.eq_ignore_ascii_case(host)))
+}
+
+/// The CSRF checks of a form post (see the module comment).
+fn post_is_ours(app: &App, req: &Req) -> bool {
+    if provenance(req) == Provenance::Elsewhere {
+        return false;
+    }
+    let sent = Req::form_field(&req.body, "csrf").unwrap_or_default();
+    let Some(cookie) = req.cookie_value(csrf_cookie_name(&app.config)) else {
+        return false;
+    };
+    csrf_valid(&app.csrf_key, &sent, app.now().div_euclid(1000))
+        && cookie.len() == sent.len()
+        && bool::from(cookie.as_bytes().ct_eq(sent.as_bytes()))
 }
 
 /// `GET /`: who the browser is signed in as, if anyone. Where `rd` falls back to.
 pub fn home(app: &App, req: &Req) -> Result<Reply, Error> {
     let signed_in = req
-        .cookie_value(SESSION_COOKIE)
+        .session_cookie()
+        .and_then(Result::ok)
         .and_then(|t| app.authenticate(t, Slide::Yes).ok());
     let body = match signed_in {
         Some(p) => format!(
@@ -123,12 +258,13 @@ pub fn home(app: &App, req: &Req) -> Result<Reply, Error> {
 /// The sign-in form with a new CSRF token (cookie and hidden field).
 fn form_reply(
     app: &App,
+    req: &Req,
     status: u16,
     rd: &str,
     username: &str,
     message: Option<&str>,
 ) -> Result<Reply, Error> {
-    let csrf = mint_csrf(&app.csrf_key, app.now().div_euclid(1000))?;
+    let (csrf, max_age) = form_csrf(app, req)?;
     let alert = message.map_or(String::new(), |m| {
         format!("<p class=\"alert\" role=\"alert\">{}</p>\n", escape(m))
     });
@@ -145,13 +281,12 @@ fn form_reply(
 <input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit">Sign in</button>
 </form>"#,
+        csrf = escape(&csrf),
         rd = escape(rd),
         username = escape(username),
     );
-    Ok(html_page(status, "Sign in", &body).header(
-        "Set-Cookie",
-        csrf_cookie(&app.config, &csrf, CSRF_MAX_AGE_SECS),
-    ))
+    Ok(html_page(status, "Sign in", &body)
+        .header("Set-Cookie", csrf_cookie(&app.config, &csrf, max_age)))
 }
 
 /// An error on a browser page, as HTML (the JSON API's errors stay JSON).
@@ -207,7 +342,10 @@ a{{color:#0b5cd5}}
             "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
         )
         .header("X-Frame-Options", "DENY")
-        .header("Referrer-Policy", "no-referrer")
+        // Not `no-referrer`: under it a browser sends `Origin: null` with our own form
+        // posts, which the CSRF check must refuse. `same-origin` still gives other
+        // sites (an `rd` target) nothing.
+        .header("Referrer-Policy", "same-origin")
         .no_store()
 }
 
@@ -258,21 +396,19 @@ fn csrf_mac(key: &[u8], signed: &str) -> Hmac<Sha256> {
 
 /// True for a token this server signed within the last `CSRF_MAX_AGE_SECS`.
 fn csrf_valid(key: &[u8], token: &str, now_secs: i64) -> bool {
-    let Some((signed, mac)) = token.rsplit_once('.') else {
-        return false;
-    };
-    let Some(issued) = signed
+    csrf_issued(key, token, now_secs).is_some()
+}
+
+/// When a token this server signed within the last `CSRF_MAX_AGE_SECS` was issued.
+fn csrf_issued(key: &[u8], token: &str, now_secs: i64) -> Option<i64> {
+    let (signed, mac) = token.rsplit_once('.')?;
+    let issued = signed
         .split_once('.')
-        .and_then(|(t, _)| t.parse::<i64>().ok())
-    else {
-        return false;
-    };
+        .and_then(|(t, _)| t.parse::<i64>().ok())?;
     let fresh = issued <= now_secs + 60 && now_secs - issued <= i64::from(CSRF_MAX_AGE_SECS);
-    let Ok(mac) = URL_SAFE_NO_PAD.decode(mac) else {
-        return false;
-    };
+    let mac = URL_SAFE_NO_PAD.decode(mac).ok()?;
     // verify_slice compares in constant time.
-    fresh && csrf_mac(key, signed).verify_slice(&mac).is_ok()
+    (fresh && csrf_mac(key, signed).verify_slice(&mac).is_ok()).then_some(issued)
 }
 
 /// Escapes text for HTML element content and quoted attribute values.
@@ -508,6 +644,45 @@ mod tests {
         for junk in ["", ".", "..", "x.y.z", &t[..t.len() - 1], &format!("{t}A")] {
             assert!(!csrf_valid(&key, junk, 1_000_000), "{junk}");
         }
+    }
+
+    #[test]
+    fn same_origin_is_the_host_the_browser_used() {
+        let host = Some("app.example.com:8443");
+        for ok in [
+            "https://app.example.com:8443",
+            "http://APP.example.com:8443/login?rd=x",
+            "https://app.example.com:8443#x",
+        ] {
+            assert!(same_origin(ok, host), "{ok}");
+        }
+        for bad in [
+            "null",
+            "",
+            "https://app.example.com",
+            "https://app.example.com:8444",
+            "https://evil.example",
+            "https://app.example.com:8443@evil.example",
+            "https://evil.example/https://app.example.com:8443",
+            "ftp://app.example.com:8443",
+            "//app.example.com:8443",
+        ] {
+            assert!(!same_origin(bad, host), "{bad}");
+        }
+        // A proxy that passes the host name alone: compared by name.
+        assert!(same_origin(
+            "https://app.example.com:8443",
+            Some("app.example.com")
+        ));
+        assert!(same_origin(
+            "https://app.example.com",
+            Some("app.example.com")
+        ));
+        assert!(!same_origin(
+            "https://evil.example:443",
+            Some("app.example.com")
+        ));
+        assert!(!same_origin("https://app.example.com", None));
     }
 
     #[test]

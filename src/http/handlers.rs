@@ -5,12 +5,10 @@ use serde_json::{json, Map, Value};
 
 use super::request::Req;
 use super::response::{Body, Reply};
-use crate::app::{App, Principal, Slide};
+use crate::app::{self, App, Principal, Slide};
 use crate::auth::token;
 use crate::clock::rfc3339;
 use crate::error::Error;
-
-const DAY_MS: i64 = 86_400_000;
 
 fn time_or_null(ms: Option<i64>) -> Value {
     ms.map_or(Value::Null, |t| Value::String(rfc3339(t)))
@@ -84,18 +82,17 @@ pub fn login(app: &App, req: &Req) -> Result<Reply, Error> {
 }
 
 pub fn logout(app: &App, req: &Req) -> Result<Reply, Error> {
-    let caller = app.authenticate(req.bearer(false)?, Slide::No)?;
-    app.revoke(&caller.hash)?;
+    app.logout(req.bearer(false)?)?;
     Ok(Reply::empty(204))
 }
 
 pub fn userinfo(app: &App, req: &Req) -> Result<Reply, Error> {
-    let caller = app.authenticate(req.bearer(true)?, Slide::Yes)?;
+    let caller = app.authenticate_any(req.bearer(true)?, Slide::Yes)?;
     Ok(Reply::json_of(200, &userinfo_body(&caller)))
 }
 
 pub fn validate(app: &App, req: &Req) -> Result<Reply, Error> {
-    let caller = app.authenticate(req.bearer(true)?, Slide::Yes)?;
+    let caller = app.authenticate_any(req.bearer(true)?, Slide::Yes)?;
     Ok(Reply::json_of(200, &userinfo_body(&caller))
         .header("X-Auth-User", caller.record.username.clone())
         .header("X-Auth-User-Id", caller.record.user_id.clone())
@@ -108,28 +105,28 @@ pub fn validate(app: &App, req: &Req) -> Result<Reply, Error> {
 pub fn create_token(app: &App, req: &Req) -> Result<Reply, Error> {
     let caller = authenticate(app, req)?;
     let body = json_object(req)?;
-    let name = string_field(&body, "name")?;
-    if name.trim().is_empty() || name.chars().count() > 100 {
-        return Err(Error::InvalidRequest(
-            "Field 'name' must be 1 to 100 characters.".into(),
-        ));
-    }
+    let name = app::pat_name(string_field(&body, "name")?)
+        .map_err(|e| Error::InvalidRequest(format!("Field 'name': {e}")))?;
     let expires_in_ms = match body.get("expires_in_days") {
         None => None,
         Some(Value::Null) => Some(None),
         // JSON has one number type: 30.0 is the integer 30 (as JSON Schema says).
-        Some(v) => match v.as_i64().or_else(|| {
-            v.as_f64()
-                .filter(|f| f.fract() == 0.0 && (1.0..=3650.0).contains(f))
-                .map(|f| f as i64)
-        }) {
-            Some(days @ 1..=3650) => Some(Some(days * DAY_MS)),
-            _ => {
-                return Err(Error::InvalidRequest(
-                    "Field 'expires_in_days' must be a whole number from 1 to 3650, or null for no expiry.".into(),
+        Some(v) => {
+            let days = v.as_i64().or_else(|| {
+                v.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() <= app::PAT_MAX_DAYS as f64)
+                    .map(|f| f as i64)
+            });
+            let lifetime = days
+                .ok_or_else(String::new)
+                .and_then(app::pat_lifetime_days);
+            Some(Some(lifetime.map_err(|_| {
+                Error::InvalidRequest(format!(
+                    "Field 'expires_in_days' must be a whole number from 1 to {}, or null for no expiry.",
+                    app::PAT_MAX_DAYS
                 ))
-            }
-        },
+            })?))
+        }
     };
     let issued = app.create_pat(&caller, name, expires_in_ms)?;
     Ok(Reply::json(
@@ -203,10 +200,10 @@ fn form_token(req: &Req) -> Result<String, Error> {
 /// RFC 7662. The caller proves itself with any live bearer token; the introspected
 /// token is checked without sliding.
 pub fn introspect(app: &App, req: &Req) -> Result<Reply, Error> {
-    authenticate(app, req)?;
+    app.authenticate_any(req.bearer(false)?, Slide::Yes)?;
     let presented = form_token(req)?;
-    let body = match app.live_token(&presented, app.now()) {
-        Ok((record, _)) => {
+    let body = match app.inspect(&presented) {
+        Ok(record) => {
             let mut body = json!({
                 "active": true,
                 "sub": record.user_id,
@@ -227,10 +224,7 @@ pub fn introspect(app: &App, req: &Req) -> Result<Reply, Error> {
 
 /// RFC 7009: holding the token is the proof; 200 whether or not it existed.
 pub fn oauth_revoke(app: &App, req: &Req) -> Result<Reply, Error> {
-    let presented = form_token(req)?;
-    if let Ok((_, hash)) = app.live_token(&presented, app.now()) {
-        app.revoke(&hash)?;
-    }
+    app.revoke_presented(&form_token(req)?)?;
     Ok(Reply::empty(200))
 }
 

@@ -8,6 +8,7 @@
 mod browser;
 mod handlers;
 pub mod log;
+mod oauth;
 pub mod request;
 pub mod response;
 mod routes;
@@ -84,22 +85,26 @@ pub fn serve(app: Arc<App>, listener: TcpListener) -> Result<(), String> {
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     println!("listening on http://{local}");
     if let Some(sig) = signals.forever().next() {
-        log::flush();
-        eprintln!("received signal {sig}; finishing in-flight requests");
+        log::event(
+            log::Level::Info,
+            &format!("received signal {sig}; finishing in-flight requests"),
+        );
     }
     // In-flight requests get a few seconds; a client that stalls longer does not keep
     // the process (PID 1 in a container) from stopping. Idle keep-alive connections
     // end with the process.
-    let drained = server.shutdown(SHUTDOWN_GRACE);
-    log::flush();
-    if drained {
-        eprintln!("stopped");
+    if server.shutdown(SHUTDOWN_GRACE) {
+        log::event(log::Level::Info, "stopped");
     } else {
-        eprintln!(
-            "in-flight requests did not finish within {}s; exiting",
-            SHUTDOWN_GRACE.as_secs()
+        log::event(
+            log::Level::Warn,
+            &format!(
+                "in-flight requests did not finish within {}s; exiting",
+                SHUTDOWN_GRACE.as_secs()
+            ),
         );
     }
+    log::flush();
     Ok(())
 }
 
@@ -134,21 +139,27 @@ impl tiny_http::Handler for Handler {
             R::VersionNotSupported => Error::HttpVersionNotSupported,
         };
         let path = target.split('?').next().unwrap_or("");
-        log::line(format_args!(
-            "- {} {} refused: {}",
-            if path.is_empty() { "-" } else { path },
-            error.status(),
-            crate::metrics::REFUSALS[kind]
-        ));
+        log::event(
+            log::Level::Warn,
+            &format!(
+                "refused {} {}: {}",
+                if path.is_empty() { "-" } else { path },
+                error.status(),
+                crate::metrics::REFUSALS[kind]
+            ),
+        );
         response::to_response(error_reply(routes::is_page(path), &error))
     }
 
     fn trouble(&self, what: &str, error: &std::io::Error, retry_in: Duration) {
         // At most a few lines a second: the server backs off between attempts.
-        log::line(format_args!(
-            "ERROR {what} failed: {error}; retrying in {}ms",
-            retry_in.as_millis()
-        ));
+        log::event(
+            log::Level::Error,
+            &format!(
+                "{what} failed: {error}; retrying in {}ms",
+                retry_in.as_millis()
+            ),
+        );
     }
 
     fn connections(&self, open: usize) {
@@ -177,14 +188,7 @@ fn handle(app: &App, mut rq: tiny_http::Request) {
     // One line per request; the path only (a query may carry a redirect target, never
     // a token, but it is not needed to read the log).
     let path = rq.url().split('?').next().unwrap_or("");
-    log::line(format_args!(
-        "{} {} {} {}.{}ms",
-        rq.method(),
-        path,
-        reply.status,
-        micros / 1000,
-        micros % 1000 / 100
-    ));
+    log::request(rq.method().as_str(), path, reply.status, micros);
     response::send(rq, reply);
 }
 
@@ -192,7 +196,7 @@ fn handle(app: &App, mut rq: tiny_http::Request) {
 /// else the contract's JSON.
 fn error_reply(page: bool, e: &crate::error::Error) -> Reply {
     if let crate::error::Error::Internal(detail) = e {
-        log::line(format_args!("ERROR {detail}"));
+        log::event(log::Level::Error, detail);
     }
     if page {
         match e {

@@ -4,6 +4,7 @@
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr};
 
+use crate::auth::token::{self, Kind};
 use crate::config::{canonical, Cidr};
 use crate::error::{Error, Reason};
 
@@ -29,6 +30,11 @@ pub struct Req {
     pub host: Option<String>,
     /// What the browser says about where the request comes from (`cross-site`, …).
     pub sec_fetch_site: Option<String>,
+    /// The `Origin` and `Referer` headers, as sent.
+    pub origin: Option<String>,
+    pub referer: Option<String>,
+    /// The `Content-Type` header, as sent.
+    pub content_type: Option<String>,
     pub client: IpAddr,
     pub body: Vec<u8>,
 }
@@ -54,6 +60,9 @@ pub fn read(rq: &mut tiny_http::Request, limit: u64, trusted: &[Cidr]) -> Result
     let mut host = None;
     let mut forwarded_for = None;
     let mut sec_fetch_site = None;
+    let mut origin = None;
+    let mut referer = None;
+    let mut content_type = None;
     for h in rq.headers() {
         let field = &h.field;
         if field.equiv("Authorization") {
@@ -68,6 +77,12 @@ pub fn read(rq: &mut tiny_http::Request, limit: u64, trusted: &[Cidr]) -> Result
             host = Some(h.value.as_str().to_string());
         } else if field.equiv("Sec-Fetch-Site") {
             sec_fetch_site = Some(h.value.as_str().to_ascii_lowercase());
+        } else if field.equiv("Origin") {
+            origin = Some(h.value.as_str().to_string());
+        } else if field.equiv("Referer") {
+            referer = Some(h.value.as_str().to_string());
+        } else if field.equiv("Content-Type") {
+            content_type = Some(h.value.as_str().to_string());
         } else if field.equiv("X-Forwarded-For") {
             forwarded_for = Some(h.value.as_str().to_string());
         }
@@ -95,6 +110,9 @@ pub fn read(rq: &mut tiny_http::Request, limit: u64, trusted: &[Cidr]) -> Result
         cookie,
         host,
         sec_fetch_site,
+        origin,
+        referer,
+        content_type,
         client,
         body,
     })
@@ -131,15 +149,22 @@ impl Req {
     pub fn bearer(&self, cookie_ok: bool) -> Result<&str, Error> {
         match &self.authorization {
             Some(value) => parse_bearer(value).ok_or(Error::InvalidToken(Reason::Unknown)),
-            None => {
-                let from_cookie = if cookie_ok {
-                    self.cookie_value(super::SESSION_COOKIE)
-                } else {
-                    None
-                };
-                from_cookie.ok_or(Error::InvalidToken(Reason::Missing))
-            }
+            None if cookie_ok => self
+                .session_cookie()
+                .unwrap_or(Err(Error::InvalidToken(Reason::Missing))),
+            None => Err(Error::InvalidToken(Reason::Missing)),
         }
+    }
+
+    /// The browser session cookie: `None` when it is absent; `unknown` when it holds
+    /// anything but a session token (a PAT included), since the cookie is for browser
+    /// sessions only.
+    pub fn session_cookie(&self) -> Option<Result<&str, Error>> {
+        let value = self.cookie_value(super::SESSION_COOKIE)?;
+        Some(match token::kind_of(value) {
+            Some(Kind::Session) => Ok(value),
+            _ => Err(Error::InvalidToken(Reason::Unknown)),
+        })
     }
 
     pub fn cookie_value(&self, name: &str) -> Option<&str> {

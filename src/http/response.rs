@@ -77,6 +77,14 @@ impl Reply {
 
     /// The contract's error body, with the headers each error needs.
     pub fn from_error(e: &Error) -> Reply {
+        if let Error::Grant(code, description) = e {
+            // RFC 6749 §5.2: its own body shape, and never cached.
+            return Reply::json(
+                e.status(),
+                json!({ "error": code.as_str(), "error_description": description }),
+            )
+            .no_store();
+        }
         let mut body = json!({ "error": e.code(), "message": e.message() });
         let mut reply = match e {
             Error::InvalidToken(reason) => {

@@ -4,6 +4,7 @@
 
 use super::browser as b;
 use super::handlers as h;
+use super::oauth as o;
 use super::request::{Method, Req};
 use super::response::Reply;
 use crate::app::App;
@@ -23,6 +24,9 @@ pub enum Endpoint {
     RevokeAll,
     Introspect,
     OauthRevoke,
+    OauthToken,
+    OauthKeys,
+    OauthMetadata,
     Openapi,
     Healthz,
     Metrics,
@@ -33,7 +37,7 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// In the order of the enum, so `endpoint as usize` indexes it.
-    pub const ALL: [Endpoint; 17] = [
+    pub const ALL: [Endpoint; 20] = [
         Endpoint::Login,
         Endpoint::Logout,
         Endpoint::Userinfo,
@@ -45,6 +49,9 @@ impl Endpoint {
         Endpoint::RevokeAll,
         Endpoint::Introspect,
         Endpoint::OauthRevoke,
+        Endpoint::OauthToken,
+        Endpoint::OauthKeys,
+        Endpoint::OauthMetadata,
         Endpoint::Openapi,
         Endpoint::Healthz,
         Endpoint::Metrics,
@@ -67,6 +74,9 @@ impl Endpoint {
             Endpoint::RevokeAll => "revoke_all",
             Endpoint::Introspect => "introspect",
             Endpoint::OauthRevoke => "oauth_revoke",
+            Endpoint::OauthToken => "oauth_token",
+            Endpoint::OauthKeys => "oauth_keys",
+            Endpoint::OauthMetadata => "oauth_metadata",
             Endpoint::Openapi => "openapi",
             Endpoint::Healthz => "healthz",
             Endpoint::Metrics => "metrics",
@@ -140,6 +150,9 @@ const ROUTES: &[Route] = &[
     r(Post,   &["api", "sessions", "revoke-all"],     E::RevokeAll,     Api,  |a, q, _| h::revoke_all(a, q)),
     r(Post,   &["oauth", "introspect"],               E::Introspect,    Api,  |a, q, _| h::introspect(a, q)),
     r(Post,   &["oauth", "revoke"],                   E::OauthRevoke,   Api,  |a, q, _| h::oauth_revoke(a, q)),
+    r(Post,   &["oauth", "token"],                    E::OauthToken,    Api,  |a, q, _| o::token(a, q)),
+    r(Get,    &["oauth", "keys"],                     E::OauthKeys,     Api,  |a, _, _| o::keys(a)),
+    r(Get,    &[".well-known", "oauth-authorization-server"], E::OauthMetadata, Api, |a, _, _| o::metadata(a)),
     r(Get,    &["openapi.json"],                      E::Openapi,       Api,  |_, _, _| h::openapi()),
     r(Get,    &["healthz"],                           E::Healthz,       Api,  |a, _, _| h::healthz(a)),
     r(Get,    &["metrics"],                           E::Metrics,       Api,  |a, _, _| h::metrics(a)),
@@ -147,6 +160,7 @@ const ROUTES: &[Route] = &[
     r(Get,    &["login"],                             E::BrowserLogin,  Page, |a, q, _| b::login_form(a, q)),
     r(Post,   &["login"],                             E::BrowserLogin,  Page, |a, q, _| b::login_submit(a, q)),
     r(Get,    &["logout"],                            E::BrowserLogout, Page, |a, q, _| b::logout(a, q)),
+    r(Post,   &["logout"],                            E::BrowserLogout, Page, |a, q, _| b::logout_submit(a, q)),
     r(Get,    &[""],                                  E::Other,         Page, |a, q, _| b::home(a, q)),
 ];
 

@@ -463,6 +463,30 @@ fn failed_logins_are_throttled_per_username() {
     s.login("bob");
 }
 
+/// The limit holds however many attempts arrive at once: an attempt is counted before
+/// its password is hashed, not after.
+#[test]
+fn concurrent_wrong_passwords_check_at_most_the_limit() {
+    let s = Server::start(&["--login-max-failures-user", "10"]);
+    s.add_user("alice");
+    let url = s.url("/api/login");
+    let statuses = concurrently(30, || {
+        post_json(&url, None, &login_body("alice", "wrong-password")).status
+    });
+    let checked = statuses.iter().filter(|&&st| st == 401).count();
+    assert!(checked <= 10, "{checked} passwords checked: {statuses:?}");
+    assert!(checked >= 1, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|&st| st == 401 || st == 429),
+        "{statuses:?}"
+    );
+    // And the right password is refused until the window frees up.
+    assert_eq!(
+        post_json(&url, None, &login_body("alice", PASSWORD)).status,
+        429
+    );
+}
+
 #[test]
 fn failed_logins_are_throttled_per_address_behind_trusted_proxies() {
     let s = Server::start(&[

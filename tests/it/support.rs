@@ -65,10 +65,17 @@ impl Server {
 
     /// Starts `serve` on an existing directory and database path.
     pub fn start_on(dir: tempfile::TempDir, db: PathBuf, args: &[&str]) -> Server {
-        let mut child = appliance()
-            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        let mut cmd = appliance();
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--db"])
             .arg(&db)
-            .args(args)
+            .args(args);
+        Server::spawn(cmd, dir, db)
+    }
+
+    /// Starts `cmd` (a `serve` command line, possibly wrapped) and waits for its
+    /// `listening on` line.
+    pub fn spawn(mut cmd: Command, dir: tempfile::TempDir, db: PathBuf) -> Server {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -432,4 +439,20 @@ pub fn first_stdout_line(child: &mut Child) -> String {
         .read_line(&mut line)
         .unwrap();
     line
+}
+
+/// Runs `f` on `n` threads released at once; returns what each returned.
+pub fn concurrently<T: Send>(n: usize, f: impl Fn() -> T + Sync) -> Vec<T> {
+    let barrier = std::sync::Barrier::new(n);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..n)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    f()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
 }

@@ -252,19 +252,133 @@ fn missing_or_wrong_csrf_token_is_refused_before_the_password() {
     assert_eq!(session_rows(&s), 0);
 }
 
-/// A client that keeps no cookies (or will not send a `Secure` one over plain HTTP)
-/// signs in with the token from the form alone.
+/// The form's token is bound to the cookie set with the form: without that cookie
+/// (an attacker's own token posted from a victim's browser), no sign-in.
 #[test]
-fn the_form_token_alone_signs_in_without_the_csrf_cookie() {
+fn a_form_token_without_its_cookie_is_refused() {
     let s = Server::start(&[]);
     s.add_user("alice");
-    let (_, field) = get_form(&s, CSRF_SECURE);
-    let r = post_login(&s, (CSRF_SECURE, "", &field), "alice", PASSWORD, "/app");
+    let (cookie, field) = get_form(&s, CSRF_SECURE);
+    for _ in 0..2 {
+        let r = post_login(&s, (CSRF_SECURE, "", &field), "alice", PASSWORD, "/app");
+        assert_eq!(r.status, 403, "{}", r.text);
+        assert!(set_cookie(&r, "appliance_session").is_none());
+    }
+    // Under the other name (what --insecure-cookies uses) it is not the cookie either.
+    let r = post_login(&s, (CSRF_INSECURE, &cookie, &field), "alice", PASSWORD, "/");
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(session_rows(&s), 0);
+    // With its cookie, the same token works.
+    let r = post_login(
+        &s,
+        (CSRF_SECURE, &cookie, &field),
+        "alice",
+        PASSWORD,
+        "/app",
+    );
     assert_eq!(r.status, 303, "{}", r.text);
-    assert_eq!(r.header("Location"), Some("/app"));
-    let session = set_cookie(&r, "appliance_session").expect("session cookie");
-    assert!(session.contains("; Secure"), "{session}");
-    assert_eq!(session_rows(&s), 1);
+}
+
+/// A browser with two tabs on the sign-in form (two apps that sent it to sign in, or a
+/// page polling behind the form): opening the second form, or a wrong password typed
+/// in it, must not make the first form stale.
+#[test]
+fn a_second_sign_in_form_leaves_the_first_usable() {
+    let s = Server::start(&[]);
+    s.add_user("alice");
+    // The browser's cookie jar: whatever the last answer set.
+    let (mut jar, first) = get_form(&s, CSRF_SECURE);
+    let cookie = format!("{CSRF_SECURE}={jar}");
+    let second = request(
+        "GET",
+        &s.url("/login?rd=%2Fother"),
+        &[("Cookie", &cookie)],
+        b"",
+    );
+    assert_eq!(second.status, 200, "{}", second.text);
+    jar = cookie_value(set_cookie(&second, CSRF_SECURE).expect("csrf cookie")).to_string();
+    let second_field = input_value(&second.text, "csrf").unwrap();
+    let r = post_login(
+        &s,
+        (CSRF_SECURE, &jar, &second_field),
+        "alice",
+        "wrong password",
+        "/",
+    );
+    assert_eq!(r.status, 401, "{}", r.text);
+    if let Some(set) = set_cookie(&r, CSRF_SECURE) {
+        jar = cookie_value(set).to_string();
+    }
+    let r = post_login(&s, (CSRF_SECURE, &jar, &first), "alice", PASSWORD, "/app");
+    assert_eq!(r.status, 303, "{}", r.text);
+    // Only a token this server signed is reused: anything else in the cookie gets a
+    // fresh one, never echoed.
+    for planted in ["1.x.y", "\"><b>x</b>", first.as_str()] {
+        let r = request(
+            "GET",
+            &s.url("/login"),
+            &[("Cookie", &format!("{CSRF_SECURE}={planted}x"))],
+            b"",
+        );
+        let field = input_value(&r.text, "csrf").unwrap();
+        assert!(
+            !field.contains(planted) && !r.text.contains("<b>"),
+            "{}",
+            r.text
+        );
+    }
+}
+
+/// POSTs the sign-in form with a valid CSRF pair and extra headers.
+fn post_login_from(s: &Server, csrf_name: &str, extra: &[(&str, &str)]) -> Resp {
+    let (cookie, field) = get_form(s, csrf_name);
+    let body = format!(
+        "username=alice&password={}&rd=%2Fapp&csrf={}",
+        form_encode(PASSWORD),
+        form_encode(&field)
+    );
+    let cookie_header = format!("{csrf_name}={cookie}");
+    let mut headers = vec![
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Cookie", cookie_header.as_str()),
+    ];
+    headers.extend_from_slice(extra);
+    request("POST", &s.url("/login"), &headers, body.as_bytes())
+}
+
+#[test]
+fn a_sign_in_post_from_another_origin_is_refused() {
+    let s = Server::start(&[]);
+    s.add_user("alice");
+    let own = format!("http://127.0.0.1:{}", s.port);
+    let own_page = format!("{own}/login?rd=%2Fapp");
+    let other_port = format!("http://127.0.0.1:{}", s.port + 1);
+    for foreign in [
+        vec![("Origin", "https://evil.example")],
+        vec![("Origin", "null")],
+        vec![("Origin", other_port.as_str())],
+        vec![
+            ("Origin", "https://evil.example"),
+            ("Referer", own_page.as_str()),
+        ],
+        vec![("Referer", "https://evil.example/page")],
+        vec![("Sec-Fetch-Site", "cross-site")],
+        vec![("Sec-Fetch-Site", "same-site")],
+        vec![("Origin", own.as_str()), ("Sec-Fetch-Site", "same-site")],
+    ] {
+        let r = post_login_from(&s, CSRF_SECURE, &foreign);
+        assert_eq!(r.status, 403, "{foreign:?}: {}", r.text);
+        assert_html(&r);
+    }
+    assert_eq!(session_rows(&s), 0);
+    for same in [
+        vec![("Origin", own.as_str()), ("Sec-Fetch-Site", "same-origin")],
+        vec![("Referer", own_page.as_str())],
+        vec![],
+    ] {
+        let r = post_login_from(&s, CSRF_SECURE, &same);
+        assert_eq!(r.status, 303, "{same:?}: {}", r.text);
+    }
 }
 
 #[test]
@@ -294,6 +408,35 @@ fn form_and_api_logins_share_the_throttle() {
         &format!(r#"{{"username":"alice","password":"{PASSWORD}"}}"#),
     );
     assert_error(&api, 429, "too_many_requests");
+}
+
+#[test]
+fn concurrent_wrong_passwords_through_the_form_check_at_most_the_limit() {
+    let s = Server::start(&["--login-max-failures-user", "10"]);
+    s.add_user("alice");
+    let (cookie, field) = get_form(&s, CSRF_SECURE);
+    let url = s.url("/login");
+    let body = format!(
+        "username=alice&password=wrong-password&rd=%2F&csrf={}",
+        form_encode(&field)
+    );
+    let cookie_header = format!("{CSRF_SECURE}={cookie}");
+    let headers = [
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Cookie", cookie_header.as_str()),
+    ];
+    let statuses = concurrently(30, || {
+        request("POST", &url, &headers, body.as_bytes()).status
+    });
+    let checked = statuses.iter().filter(|&&st| st == 401).count();
+    assert!(checked <= 10, "{checked} passwords checked: {statuses:?}");
+    assert!(
+        statuses.iter().all(|&st| st == 401 || st == 429),
+        "{statuses:?}"
+    );
+    let r = post_login(&s, (CSRF_SECURE, &cookie, &field), "alice", PASSWORD, "/");
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert_eq!(session_rows(&s), 0);
 }
 
 #[test]
@@ -331,7 +474,7 @@ fn sign_out_revokes_the_cookie_session_and_clears_the_cookie() {
 fn browser_pages_refuse_other_methods() {
     let s = Server::start(&[]);
     // The browser pages answer with HTML, errors included.
-    for (method, path) in [("PUT", "/login"), ("POST", "/logout"), ("DELETE", "/")] {
+    for (method, path) in [("PUT", "/login"), ("PUT", "/logout"), ("DELETE", "/")] {
         let r = request(method, &s.url(path), &[], b"");
         assert_eq!(r.status, 405, "{method} {path}");
         assert_html(&r);
@@ -355,4 +498,107 @@ fn browser_pages_refuse_other_methods() {
         200
     );
     assert_eq!(get(&s.url("/api/validate"), Some(&token)).status, 200);
+}
+
+#[test]
+fn another_site_cannot_sign_a_user_out() {
+    let s = Server::start(&["--insecure-cookies"]);
+    s.add_user("alice");
+    let r = sign_in(&s, CSRF_INSECURE, "alice", "/");
+    let token = cookie_value(set_cookie(&r, "appliance_session").unwrap()).to_string();
+    let session = format!("appliance_session={token}");
+    let page = format!("http://127.0.0.1:{}/", s.port);
+    for foreign in [
+        vec![("Sec-Fetch-Site", "cross-site")],
+        vec![("Referer", "https://evil.example/")],
+        vec![("Origin", "https://evil.example")],
+    ] {
+        let mut headers = vec![("Cookie", session.as_str())];
+        headers.extend_from_slice(&foreign);
+        let r = request("GET", &s.url("/logout"), &headers, b"");
+        assert_eq!(r.status, 200, "{foreign:?}");
+        assert_html(&r);
+        assert!(
+            r.text.contains(r#"<form method="post" action="/logout">"#),
+            "{}",
+            r.text
+        );
+        assert!(set_cookie(&r, "appliance_session").is_none(), "{foreign:?}");
+        assert_eq!(get(&s.url("/api/validate"), Some(&token)).status, 200);
+    }
+    // The button: a POST with the page's CSRF token and cookie signs out.
+    let confirm = request(
+        "GET",
+        &s.url("/logout"),
+        &[("Cookie", &session), ("Sec-Fetch-Site", "cross-site")],
+        b"",
+    );
+    let field = input_value(&confirm.text, "csrf").unwrap();
+    let csrf = cookie_value(set_cookie(&confirm, CSRF_INSECURE).unwrap()).to_string();
+    let body = format!("csrf={}", form_encode(&field));
+    // Without its cookie, or from another site, the button does nothing.
+    for (cookies, extra) in [
+        (session.clone(), None),
+        (
+            format!("{session}; {CSRF_INSECURE}={csrf}"),
+            Some(("Origin", "https://evil.example")),
+        ),
+    ] {
+        let mut headers = vec![
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", cookies.as_str()),
+        ];
+        headers.extend(extra);
+        let r = request("POST", &s.url("/logout"), &headers, body.as_bytes());
+        assert_eq!(r.status, 403, "{}", r.text);
+        assert_eq!(get(&s.url("/api/validate"), Some(&token)).status, 200);
+    }
+    let cookies = format!("{session}; {CSRF_INSECURE}={csrf}");
+    let r = request(
+        "POST",
+        &s.url("/logout"),
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &cookies),
+            ("Origin", page.trim_end_matches('/')),
+            ("Sec-Fetch-Site", "same-origin"),
+        ],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.text.contains("signed out"), "{}", r.text);
+    assert!(set_cookie(&r, "appliance_session")
+        .unwrap()
+        .contains("Max-Age=0"));
+    assert_invalid_token(&get(&s.url("/api/validate"), Some(&token)), "revoked");
+
+    // Same-origin GET /logout signs out at once, as before.
+    let r = sign_in(&s, CSRF_INSECURE, "alice", "/");
+    let token = cookie_value(set_cookie(&r, "appliance_session").unwrap()).to_string();
+    let session = format!("appliance_session={token}");
+    let r = request(
+        "GET",
+        &s.url("/logout"),
+        &[
+            ("Cookie", &session),
+            ("Sec-Fetch-Site", "same-origin"),
+            ("Referer", &page),
+        ],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.text.contains("signed out"), "{}", r.text);
+    assert_invalid_token(&get(&s.url("/api/validate"), Some(&token)), "revoked");
+}
+
+#[test]
+fn the_csrf_cookie_is_secure_by_the_session_cookie_rule() {
+    let secure = Server::start(&[]);
+    let r = get(&secure.url("/login"), None);
+    let c = set_cookie(&r, CSRF_SECURE).unwrap();
+    assert!(c.contains("; Secure") && c.contains("Max-Age=3600"), "{c}");
+    let plain = Server::start(&["--insecure-cookies"]);
+    let r = get(&plain.url("/login"), None);
+    let c = set_cookie(&r, CSRF_INSECURE).unwrap();
+    assert!(!c.contains("Secure") && c.contains("Max-Age=3600"), "{c}");
 }

@@ -131,7 +131,8 @@ impl ClientConnection {
                     if line.is_empty() {
                         break;
                     };
-                    headers.push(match FromStr::from_str(line.as_str().trim()) {
+                    // appliance patch: trim only space and tab (see Header::from_str).
+                    headers.push(match FromStr::from_str(line.as_str().trim_matches([' ', '\t'])) {
                         // TODO: remove this conversion
                         Ok(h) => h,
                         _ => return Err(ReadError::WrongHeader(version)),

@@ -187,7 +187,9 @@ impl FromStr for Header {
         let field = elems.next().and_then(|f| f.parse().ok()).ok_or(())?;
         let value = elems
             .next()
-            .and_then(|v| AsciiString::from_ascii(v.trim()).ok())
+            // appliance patch: only space and tab around a value are optional
+            // whitespace (RFC 9110 §5.5); a vertical tab or form feed stays in it.
+            .and_then(|v| AsciiString::from_ascii(v.trim_matches([' ', '\t'])).ok())
             .ok_or(())?;
 
         Ok(Header { field, value })

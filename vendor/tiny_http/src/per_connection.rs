@@ -668,7 +668,10 @@ fn parse_header(line: &[u8]) -> Result<Header, Failure> {
     if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
         return Err(Failure::Refuse(Refusal::BadRequest));
     }
-    if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+    // A bare CR or a NUL could make another parser split the line differently: 400.
+    // Other control characters stay in the value (and make it unusable downstream:
+    // an Authorization header with one is a 401, not a trimmed token).
+    if value.iter().any(|&b| b == b'\r' || b == 0) {
         return Err(Failure::Refuse(Refusal::BadRequest));
     }
     let value = trim_ows(value);

@@ -1,0 +1,46 @@
+-- The whole schema of appliance (user_version 1), compiled into the binary and applied
+-- on first start by db/migrate.rs. Instants are integer Unix milliseconds.
+
+CREATE TABLE users (
+    id              TEXT PRIMARY KEY,
+    username        TEXT NOT NULL UNIQUE,
+    password_hash   TEXT NOT NULL,          -- Argon2id PHC string
+    session_version INTEGER NOT NULL DEFAULT 1,
+    created_at      INTEGER NOT NULL
+);
+
+-- Sessions and personal access tokens. Only sha256(token) is stored, as the key.
+CREATE TABLE tokens (
+    token_hash      BLOB PRIMARY KEY,
+    id              TEXT NOT NULL UNIQUE,   -- opaque random id, never derived from the token
+    kind            TEXT NOT NULL CHECK (kind IN ('session', 'pat')),
+    user_id         TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name            TEXT,                   -- PATs only
+    prefix          TEXT NOT NULL,          -- first 12 characters, to recognise a PAT
+    created_at      INTEGER NOT NULL,
+    expires_at      INTEGER,                -- NULL: never expires (PATs only)
+    last_used_at    INTEGER,                -- PATs, written at most once a minute
+    session_version INTEGER NOT NULL,       -- the user's version when issued
+    revoked_at      INTEGER
+) WITHOUT ROWID;
+
+CREATE INDEX tokens_by_user ON tokens (user_id, kind);
+CREATE INDEX tokens_by_expiry ON tokens (expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX tokens_by_revocation ON tokens (revoked_at) WHERE revoked_at IS NOT NULL;
+
+-- Who changed what, when. Logins and logouts are not audited.
+CREATE TABLE audit (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    at      INTEGER NOT NULL,
+    actor   TEXT NOT NULL,                  -- cli:<OS user> or user:<username>
+    action  TEXT NOT NULL,
+    target  TEXT NOT NULL,
+    detail  TEXT NOT NULL DEFAULT ''
+);
+
+-- Server-side secrets shared by every process on this database (the key that signs
+-- sign-in form CSRF tokens), created on first use.
+CREATE TABLE secrets (
+    name    TEXT PRIMARY KEY,
+    value   BLOB NOT NULL
+) WITHOUT ROWID;
