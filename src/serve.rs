@@ -67,8 +67,8 @@ pub fn run(args: &ServeArgs) -> u8 {
             ),
         );
     }
-    // Logins waiting for a hashing thread are bounded (see Config), so a login storm
-    // can never occupy every worker that validates tokens.
+    // Logins waiting for a hashing thread are bounded (see Config); they wait on their
+    // own connections' threads, never on ones that validate tokens.
     let passwords = match PasswordPool::new(config.login_workers, config.login_queue) {
         Ok(p) => p,
         Err(e) => {
