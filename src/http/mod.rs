@@ -175,8 +175,23 @@ fn handle(app: &App, mut rq: tiny_http::Request) {
     let (endpoint, reply) =
         match request::read(&mut rq, app.config.body_limit, &app.config.trusted_proxies) {
             Ok(req) => {
-                let (endpoint, page, result) = routes::route(app, &req);
-                (endpoint, result.unwrap_or_else(|e| error_reply(page, &e)))
+                // A bug in one handler must cost one 500, not the connection without an
+                // answer (and, on a keep-alive connection, its later requests).
+                let routed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    routes::route(app, &req)
+                }));
+                match routed {
+                    Ok((endpoint, page, result)) => {
+                        (endpoint, result.unwrap_or_else(|e| error_reply(page, &e)))
+                    }
+                    Err(_) => (
+                        Endpoint::Other,
+                        error_reply(
+                            routes::is_page(&req.path),
+                            &crate::error::Error::Internal("a request handler panicked".into()),
+                        ),
+                    ),
+                }
             }
             Err(e) => {
                 let path = rq.url().split('?').next().unwrap_or("");
