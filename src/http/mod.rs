@@ -68,15 +68,23 @@ fn bind_error(addr: SocketAddr, e: &std::io::Error) -> String {
         p @ 1024..=65534 => p + 1,
         _ => 8080,
     };
-    let next = SocketAddr::new(addr.ip(), port);
-    let what = match e.kind() {
-        std::io::ErrorKind::AddrInUse => "another program is already listening there",
-        std::io::ErrorKind::PermissionDenied => "ports below 1024 need privileges",
-        std::io::ErrorKind::AddrNotAvailable => "no interface of this machine has that address",
+    let (what, try_instead) = match e.kind() {
+        std::io::ErrorKind::AddrInUse => (
+            "another program is already listening there",
+            SocketAddr::new(addr.ip(), port),
+        ),
+        std::io::ErrorKind::PermissionDenied => (
+            "ports below 1024 need privileges",
+            SocketAddr::new(addr.ip(), 8080),
+        ),
+        std::io::ErrorKind::AddrNotAvailable => (
+            "no interface of this machine has that address",
+            SocketAddr::new([127, 0, 0, 1].into(), addr.port()),
+        ),
         _ => return format!("Cannot listen on {addr}: {e}."),
     };
     format!(
-        "Cannot listen on {addr}: {what} ({e}). Choose another address with --listen (or APPLIANCE_LISTEN), such as --listen {next}."
+        "Cannot listen on {addr}: {what} ({e}). Choose another address with --listen (or APPLIANCE_LISTEN), such as --listen {try_instead}."
     )
 }
 
