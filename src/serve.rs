@@ -30,6 +30,18 @@ pub fn run(args: &ServeArgs) -> u8 {
         }
     };
     log::set_format(config.log_format);
+    // The address first: a port already taken must not leave a new database behind,
+    // nor a "next step" hint for a server that never starts.
+    let listener = match crate::http::bind(
+        &config.listen,
+        Duration::from_millis(config.client_timeout_ms as u64),
+    ) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{e}");
+            return exit::REFUSED;
+        }
+    };
     let created = !crate::admin::is_url(&config.db) && !Path::new(&config.db).exists();
     let store = match Store::open(Path::new(&config.db), config.workers as u32 + 4) {
         Ok(s) => s,
@@ -91,16 +103,6 @@ pub fn run(args: &ServeArgs) -> u8 {
         eprintln!("Cannot make the signing key in {}: {e}.", config.db);
         return exit::REFUSED;
     }
-    let listener = match crate::http::bind(
-        &config.listen,
-        Duration::from_millis(config.client_timeout_ms as u64),
-    ) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("{e}");
-            return exit::REFUSED;
-        }
-    };
     if !config.issuer_given {
         if let Ok(addr) = listener.local_addr() {
             config.issuer = format!("http://{addr}");

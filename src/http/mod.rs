@@ -53,11 +53,37 @@ pub fn bind(addr: &str, timeout: Duration) -> Result<TcpListener, String> {
         .map_err(|e| format!("cannot set SO_SNDTIMEO: {e}"))?;
     socket
         .bind(&addr.into())
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        .map_err(|e| bind_error(addr, &e))?;
     socket
         .listen(1024)
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     Ok(socket.into())
+}
+
+/// Why `serve` cannot listen on `addr`, and what to do about it.
+fn bind_error(addr: SocketAddr, e: &std::io::Error) -> String {
+    let port = match addr.port() {
+        p @ 1024..=65534 => p + 1,
+        _ => 8080,
+    };
+    let (what, try_instead) = match e.kind() {
+        std::io::ErrorKind::AddrInUse => (
+            "another program is already listening there",
+            SocketAddr::new(addr.ip(), port),
+        ),
+        std::io::ErrorKind::PermissionDenied => (
+            "ports below 1024 need privileges",
+            SocketAddr::new(addr.ip(), 8080),
+        ),
+        std::io::ErrorKind::AddrNotAvailable => (
+            "no interface of this machine has that address",
+            SocketAddr::new([127, 0, 0, 1].into(), addr.port()),
+        ),
+        _ => return format!("Cannot listen on {addr}: {e}."),
+    };
+    format!(
+        "Cannot listen on {addr}: {what} ({e}). Choose another address with --listen (or APPLIANCE_LISTEN), such as --listen {try_instead}."
+    )
 }
 
 /// Serves until SIGTERM or SIGINT, then lets in-flight requests finish and returns.
