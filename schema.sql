@@ -1,4 +1,4 @@
--- The whole schema of appliance (user_version 2), compiled into the binary and applied
+-- The whole schema of appliance (user_version 3), compiled into the binary and applied
 -- on first start by db/migrate.rs. Instants are integer Unix milliseconds.
 
 CREATE TABLE users (
@@ -83,3 +83,16 @@ CREATE TABLE refresh_tokens (
 
 CREATE INDEX refresh_tokens_by_family ON refresh_tokens (family_id);
 CREATE INDEX refresh_tokens_by_expiry ON refresh_tokens (expires_at);
+
+-- Login attempts, for the throttle shared by every process on one database (serve on
+-- PostgreSQL uses it; SQLite has it so one conformance suite covers both). A failure
+-- keeps its row for the 5-minute window; a success gives it back.
+CREATE TABLE login_attempts (
+    id       INTEGER PRIMARY KEY,   -- the reservation
+    user_key TEXT NOT NULL,         -- the username as counted
+    addr_key TEXT NOT NULL,         -- the client address
+    at       INTEGER NOT NULL
+);
+
+CREATE INDEX login_attempts_by_user ON login_attempts (user_key, at);
+CREATE INDEX login_attempts_by_addr ON login_attempts (addr_key, at);

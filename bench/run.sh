@@ -95,15 +95,16 @@ read -r SESSION PAT < <(seed "$WORK/small.db" "$SEED_SMALL")
 echo "seeding $SEED_LARGE sessions ..." >&2
 read -r SESSION_L PAT_L < <(seed "$WORK/large.db" "$SEED_LARGE")
 
-start_serve() { # db -> sets PORT and SERVE_PID
-  "$BIN" serve --listen 127.0.0.1:0 --db "$1" >"$WORK/serve.out" 2>/dev/null &
+start_serve() { # db [name] -> sets PORT and SERVE_PID
+  local out="$WORK/${2:-serve}.out"
+  "$BIN" serve --listen 127.0.0.1:0 --db "$1" >"$out" 2>/dev/null &
   SERVE_PID=$!
   PIDS+=("$SERVE_PID")
   for _ in $(seq 100); do
-    grep -q listening "$WORK/serve.out" 2>/dev/null && break
+    grep -q listening "$out" 2>/dev/null && break
     sleep 0.1
   done
-  PORT=$(sed -n 's/.*127.0.0.1:\([0-9]*\).*/\1/p' "$WORK/serve.out")
+  PORT=$(sed -n 's/.*127.0.0.1:\([0-9]*\).*/\1/p' "$out")
 }
 
 # --- wrk and its output ----------------------------------------------------------------
@@ -215,6 +216,55 @@ WAL_BYTES=$(stat -c %s "$WORK/large.db-wal" 2>/dev/null || echo 0)
 WAL_SMALL=$(stat -c %s "$WORK/small.db-wal" 2>/dev/null || echo 0)
 kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null || true
 
+# --- PostgreSQL: one replica, and two behind an nginx upstream ---------------------------
+# On the server named by BENCH_PG_URL (default: the local one, if pg_isready), in a
+# fresh database dropped afterwards. BENCH_PG_URL=none skips it.
+PG_URL=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+R_PG1=; R_PG1_U=; R_PG2=; R_PG2_U=
+if [ "$PG_URL" != none ] && command -v psql >/dev/null 2>&1 && psql "$PG_URL" -Atqc 'SELECT 1' >/dev/null 2>&1; then
+  PG_DB="appliance_bench_$$"
+  psql "$PG_URL" -qc "CREATE DATABASE $PG_DB" >/dev/null
+  PG_BENCH_URL="${PG_URL%/*}/$PG_DB"
+  drop_pg() { psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 || true; }
+  trap 'cleanup; drop_pg' EXIT
+  echo "seeding $SEED_SMALL sessions in PostgreSQL ..." >&2
+  read -r SESSION_P PAT_P < <(seed "$PG_BENCH_URL" "$SEED_SMALL")
+  start_serve "$PG_BENCH_URL" pg1
+  PG1_PID=$SERVE_PID; PG1_PORT=$PORT
+  bench "validate PAT, PostgreSQL, 1 replica" "http://127.0.0.1:$PG1_PORT/api/validate" -H "Authorization: Bearer $PAT_P"
+  R_PG1=$RPS
+  bench "userinfo session, PostgreSQL, 1 replica" "http://127.0.0.1:$PG1_PORT/api/userinfo" -H "Authorization: Bearer $SESSION_P"
+  R_PG1_U=$RPS
+  start_serve "$PG_BENCH_URL" pg2
+  PG2_PID=$SERVE_PID; PG2_PORT=$PORT
+  UP_PORT=$(free_port)
+  cat > "$WORK/upstream.conf" <<CONF
+worker_processes auto;
+pid $WORK/upstream.pid;
+error_log $WORK/nginx/logs/upstream-error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  upstream appliance { server 127.0.0.1:$PG1_PORT; server 127.0.0.1:$PG2_PORT; keepalive 64; }
+  server {
+    listen 127.0.0.1:$UP_PORT;
+    location / { proxy_pass http://appliance; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+CONF
+  "$NGINX" -p "$WORK/nginx" -c "$WORK/upstream.conf"
+  sleep 0.3
+  bench "validate PAT, PostgreSQL, 2 replicas + nginx" "http://127.0.0.1:$UP_PORT/api/validate" -H "Authorization: Bearer $PAT_P"
+  R_PG2=$RPS
+  bench "userinfo session, PostgreSQL, 2 replicas + nginx" "http://127.0.0.1:$UP_PORT/api/userinfo" -H "Authorization: Bearer $SESSION_P"
+  R_PG2_U=$RPS
+  kill "$(cat "$WORK/upstream.pid")" 2>/dev/null || true
+  kill "$PG1_PID" "$PG2_PID"; wait "$PG1_PID" "$PG2_PID" 2>/dev/null || true
+  drop_pg
+else
+  echo "PostgreSQL not reachable at ${PG_URL%%@*}@…: its column is skipped (set BENCH_PG_URL)" >&2
+fi
+
 # --- report -----------------------------------------------------------------------------
 echo
 printf '%-38s %10s %9s %9s %7s\n' "scenario ($DURATION, $CONNECTIONS conns)" "req/s" "p50 ms" "p99 ms" "stalls"
@@ -236,5 +286,11 @@ printf '%-58s %8s %s\n' "validate with $SEED_LARGE sessions vs $SEED_SMALL" "$(r
 printf '%-58s %8s %s\n' "-wal after the run, MiB (1M db / 10k db)" "$(awk -v a="$WAL_BYTES" -v b="$WAL_SMALL" 'BEGIN{printf "%.1f/%.1f", a/1048576, b/1048576}')" "< 64"
 printf '%-58s %8s %s\n' "RSS with 1000 idle keep-alive connections, MiB (none)" "$(awk -v k="$RSS_IDLE_KB" -v z="$RSS_IDLE0_KB" 'BEGIN{printf "%.1f (%.1f)", k/1024, z/1024}')" "reported; open connections seen: $OPEN_IDLE"
 printf '%-58s %8s %s\n' "RSS of serve with $SEED_LARGE sessions, MiB" "$(awk -v k="$RSS_KB" 'BEGIN{printf "%.1f", k/1024}')" "< 100"
+if [ -n "$R_PG1" ]; then
+  printf '%-58s %8s %s\n' "validate, PostgreSQL 1 replica vs SQLite" "$(ratio "$R_PG1" "$R_VALIDATE")" "(the price of the network)"
+  printf '%-58s %8s %s\n' "userinfo (sliding), PostgreSQL 1 replica vs SQLite" "$(ratio "$R_PG1_U" "$R_USERINFO")" ""
+  printf '%-58s %8s %s\n' "validate, PostgreSQL 2 replicas + nginx vs SQLite" "$(ratio "$R_PG2" "$R_VALIDATE")" "(same 2 cores: no gain expected here)"
+  printf '%-58s %8s %s\n' "userinfo, PostgreSQL 2 replicas + nginx vs SQLite" "$(ratio "$R_PG2_U" "$R_USERINFO")" ""
+fi
 echo
 echo "summary: validate $(ratio "$R_VALIDATE" "$R_NGINX")x nginx, healthz $(ratio "$R_HEALTH" "$R_NGINX")x nginx, validate $(ratio "$R_VALIDATE" "$R_HEALTH")x healthz; sliding $(ratio "$R_USERINFO" "$R_VALIDATE")x validate with $WRITES writes; storm p99 $(ratio "$P99_STORM" "$P99_ALONE")x; 1M $(ratio "$R_LARGE" "$R_VALIDATE")x; RSS $(awk -v k="$RSS_KB" 'BEGIN{printf "%.0f", k/1024}') MiB; 1000 idle connections $(awk -v k="$RSS_IDLE_KB" 'BEGIN{printf "%.0f", k/1024}') MiB"

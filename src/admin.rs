@@ -22,7 +22,7 @@ use crate::cli::{
 use crate::clock::{rfc3339, Clock, SystemClock};
 use crate::config::parse_duration;
 use crate::db::tokens::RevokeOutcome;
-use crate::db::{AuditEntry, Store, StoreError, User};
+use crate::db::{is_postgres, redact, AuditEntry, Store, StoreError, User};
 use crate::error::exit;
 use crate::{files, text};
 
@@ -70,6 +70,7 @@ pub fn run(command: AdminCommand) -> u8 {
         } => open_existing(&a.db.db).and_then(|s| keys_rotate(&s)),
         AdminCommand::Audit(a) => open_existing(&a.db.db).and_then(|s| audit(&s, a.json)),
         AdminCommand::Backup(a) => backup(&a.db.db, &a.path),
+        AdminCommand::MigrateTo(a) => migrate_to(&a.db.db, &a.url),
         AdminCommand::Seed(a) => seed(&a),
     };
     match result {
@@ -118,14 +119,17 @@ pub fn open_existing(path: &str) -> Result<Store, Refusal> {
 }
 
 /// Opens (creating and migrating if needed) the database for an admin command.
-pub fn open(path: &str) -> Result<Store, Refusal> {
-    let shown = text::escape(path);
-    let store = Store::open(Path::new(path), 2).map_err(|e| match e {
+pub fn open(target: &str) -> Result<Store, Refusal> {
+    // A PostgreSQL URL's password is never printed; a path is escaped for the terminal.
+    let shown = text::escape(&redact(target)).to_string();
+    let store = Store::open(target, 2).map_err(|e| match e {
         StoreError::TooNew { .. } => refused(format!("Cannot use {shown}: {e}.")),
         other => refused(format!("Cannot open the database {shown}: {other}.")),
     })?;
-    for warning in files::loose_file_warnings(Path::new(path)) {
-        eprintln!("WARN {}", text::escape(&warning));
+    if !is_postgres(target) {
+        for warning in files::loose_file_warnings(Path::new(target)) {
+            eprintln!("WARN {}", text::escape(&warning));
+        }
     }
     Ok(store)
 }
@@ -517,6 +521,11 @@ fn audit(store: &Store, as_json: bool) -> Outcome {
 /// symlink (even dangling) at `dest` is refused, with no window between check and
 /// create.
 fn backup(db: &str, dest: &str) -> Outcome {
+    if is_postgres(db) {
+        return Err(refused(
+            "admin backup copies a SQLite file; back up a PostgreSQL database with pg_dump (for example: pg_dump -Fc -f appliance.dump DBNAME).",
+        ));
+    }
     let store = open_existing(db)?;
     let dest_path = Path::new(dest);
     let shown = text::escape(dest);
@@ -533,6 +542,38 @@ fn backup(db: &str, dest: &str) -> Outcome {
         return Err(refused(format!("Backup to {shown} failed: {e}.")));
     }
     println!("Backed up {} to {shown}.", text::escape(db));
+    Ok(())
+}
+
+fn migrate_to(db: &str, url: &str) -> Outcome {
+    if is_postgres(db) || !is_postgres(url) {
+        return Err(usage(
+            "migrate-to copies a SQLite file (--db PATH) into a PostgreSQL database: appliance admin migrate-to postgres://USER@HOST/DBNAME --db PATH.",
+        ));
+    }
+    if !Path::new(db).exists() {
+        return Err(refused(format!(
+            "No SQLite database at {}.",
+            text::escape(db)
+        )));
+    }
+    let from = open(db)?;
+    let to = open(url)?;
+    let shown = text::escape(&redact(url)).to_string();
+    let copied = from
+        .copy_into(
+            &to,
+            SystemClock.now_ms(),
+            &entry("db.migrate_to", &redact(url), format!("from={db}")),
+        )
+        .map_err(|e| refused(format!("Nothing was copied to {shown}: {e}.")))?;
+    println!(
+        "Copied {} users, {} tokens and {} audit entries from {} to {shown}. Point every serve at it with --db/APPLIANCE_DB.",
+        copied.users,
+        copied.tokens,
+        copied.audit,
+        text::escape(db)
+    );
     Ok(())
 }
 

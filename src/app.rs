@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use crate::auth::password::{PasswordPool, PoolError};
-use crate::auth::throttle::{Outcome, Throttle};
+use crate::auth::throttle::{Outcome, Refused, Throttle};
 use crate::auth::token::{self, Kind, Minted, TokenHash};
 use crate::auth::valid_username;
 use crate::clock::Clock;
@@ -205,13 +205,16 @@ impl App {
         password: &str,
         addr: IpAddr,
     ) -> Result<User, Error> {
-        let reservation =
-            self.throttle
-                .reserve(username, addr, self.now())
-                .map_err(|retry_after_secs| {
+        let reservation = self
+            .throttle
+            .reserve(username, addr, self.now())
+            .map_err(|refused| match refused {
+                Refused::Wait(retry_after_secs) => {
                     self.metrics.login_throttled.fetch_add(1, Relaxed);
                     Error::TooManyRequests { retry_after_secs }
-                })?;
+                }
+                Refused::Unavailable(detail) => Error::Unavailable(detail),
+            })?;
         let checked = self.verify_password(username, password);
         let outcome = match &checked {
             Ok(Some(_)) => Outcome::Success,

@@ -24,10 +24,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP server on the SQLite database.
+    /// Run the HTTP server on the database (SQLite file or PostgreSQL).
     #[command(after_help = "Examples:
   appliance serve
   appliance serve --listen 0.0.0.0:8080 --db /var/lib/appliance/appliance.db
+  APPLIANCE_DB=postgres://appliance@db.internal/appliance appliance serve
   APPLIANCE_SESSION_WINDOW=7d appliance serve --trusted-proxies 127.0.0.1
 
 Every flag is also an environment variable (shown as [env: …]).")]
@@ -96,15 +97,19 @@ Examples:
       --username alice --password-stdin
   appliance login --server-url https://auth.example.com --token-stdin < pat.txt";
 
-/// `--db PATH`, accepted by `serve` and every admin subcommand.
+/// `--db PATH|URL`, accepted by `serve` and every admin subcommand.
 #[derive(Debug, Args, Clone)]
 pub struct DbArg {
-    /// SQLite database file (`serve` and `admin user add` create it if missing).
+    /// SQLite database file (`serve` and `admin user add` create it if missing), or a
+    /// PostgreSQL URL (postgres://USER@HOST:PORT/DBNAME?sslmode=require; password from
+    /// the URL or the file named by APPLIANCE_DB_PASSWORD_FILE).
+    // hide_env_values: the variable may hold a URL with a password; --help must not print it.
     #[arg(
         long,
         env = "APPLIANCE_DB",
+        hide_env_values = true,
         default_value = "./appliance.db",
-        value_name = "PATH"
+        value_name = "PATH|URL"
     )]
     pub db: String,
 }
@@ -121,6 +126,14 @@ pub struct ServeArgs {
     pub listen: String,
     #[command(flatten)]
     pub db: DbArg,
+    /// Database connections this process holds at most (independent of --workers).
+    #[arg(
+        long,
+        env = "APPLIANCE_DB_POOL_SIZE",
+        default_value = "16",
+        value_name = "N"
+    )]
+    pub db_pool_size: String,
     /// Sliding window: each use of a session pushes its expiry to now + this.
     #[arg(
         long,
@@ -186,7 +199,7 @@ pub struct ServeArgs {
         value_name = "LIST"
     )]
     pub trusted_proxies: String,
-    /// Accepted for compatibility: each connection's thread now serves its own requests (see --max-connections); N only sizes the database pool (N + 4).
+    /// Accepted for compatibility and otherwise ignored: each connection's thread serves its own requests (see --max-connections), and --db-pool-size sizes the database pool.
     #[arg(long, env = "APPLIANCE_WORKERS", value_name = "N")]
     pub workers: Option<String>,
     /// Client connections served at once; beyond it new ones wait in the kernel's backlog.
@@ -277,10 +290,13 @@ pub enum AdminCommand {
   appliance admin audit
   appliance admin audit --json")]
     Audit(AuditArgs),
-    /// Write a consistent copy of the live database to PATH.
+    /// Write a consistent copy of the live database to PATH (SQLite; use pg_dump for PostgreSQL).
     #[command(after_help = "Example:
   appliance admin backup /backups/appliance-$(date +%F).db     # safe while serve runs")]
     Backup(BackupArgs),
+    /// Copy every user, token, audit entry and key of the SQLite database (--db) into
+    /// an empty PostgreSQL database at URL.
+    MigrateTo(MigrateToArgs),
     /// Benchmark helper: add COUNT live sessions for a user in one transaction and
     /// print the first few tokens.
     #[command(hide = true)]
@@ -453,6 +469,14 @@ pub struct AuditArgs {
 pub struct BackupArgs {
     /// Where to write the copy (must not exist yet).
     pub path: String,
+    #[command(flatten)]
+    pub db: DbArg,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateToArgs {
+    /// The PostgreSQL database to fill (postgres://…; it must hold no users or tokens).
+    pub url: String,
     #[command(flatten)]
     pub db: DbArg,
 }

@@ -15,6 +15,7 @@ const MAX_DURATION_MS: i64 = 36_500 * DAY_MS;
 pub struct Config {
     pub listen: String,
     pub db: String,
+    pub db_pool_size: u32,
     pub session_window_ms: i64,
     pub session_lifetime_ms: i64,
     pub pat_lifetime_ms: i64,
@@ -58,8 +59,9 @@ impl Config {
         // (Each waits on its own connection's thread, so validation is never behind
         // them.)
         let login_queue = (8 * login_workers).max(16);
-        // --workers no longer sizes a thread pool (each connection's thread answers its
-        // own requests); it is still accepted and sizes the database pool (N + 4).
+        // --workers no longer sizes anything (each connection's thread answers its own
+        // requests; --db-pool-size sizes the pool); it is still accepted and checked, so
+        // existing command lines keep working.
         let workers = match &a.workers {
             Some(s) => count_flag("--workers", s, 1, 4096)? as usize,
             None => (4 * cores).max(8) + login_workers + login_queue,
@@ -67,6 +69,7 @@ impl Config {
         let config = Config {
             listen: listen_flag(&a.listen)?,
             db: a.db.db.clone(),
+            db_pool_size: count_flag("--db-pool-size", &a.db_pool_size, 1, 1024)? as u32,
             session_window_ms: duration_flag("--session-window", &a.session_window)?,
             session_lifetime_ms: duration_flag("--session-lifetime", &a.session_lifetime)?,
             pat_lifetime_ms: duration_flag("--pat-lifetime", &a.pat_lifetime)?,

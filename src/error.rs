@@ -71,7 +71,13 @@ pub enum Error {
     },
     /// The detail is logged, never sent.
     Internal(String),
+    /// The database cannot be reached (v2); the detail is logged, never sent.
+    Unavailable(String),
 }
+
+/// `Retry-After` of a 503: PostgreSQL usually returns within seconds (a restart, a
+/// failover), and the pool's checkout has already waited a few.
+const UNAVAILABLE_RETRY_SECS: u64 = 2;
 
 impl Error {
     /// The whole status table.
@@ -90,6 +96,7 @@ impl Error {
             Error::HeaderFieldsTooLarge => 431,
             Error::HttpVersionNotSupported => 505,
             Error::Internal(_) => 500,
+            Error::Unavailable(_) => 503,
         }
     }
 
@@ -110,6 +117,7 @@ impl Error {
             Error::HttpVersionNotSupported => "http_version_not_supported",
             Error::TooManyRequests { .. } => "too_many_requests",
             Error::Internal(_) => "internal",
+            Error::Unavailable(_) => "unavailable",
         }
     }
 
@@ -148,6 +156,18 @@ impl Error {
                 format!("Too many attempts; retry in {retry_after_secs} seconds.")
             }
             Error::Internal(_) => "An internal error occurred; it has been logged.".to_string(),
+            Error::Unavailable(_) => format!(
+                "The database cannot be reached; retry in {UNAVAILABLE_RETRY_SECS} seconds."
+            ),
+        }
+    }
+
+    /// The `Retry-After` seconds an answer carries, if any.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Error::TooManyRequests { retry_after_secs } => Some(*retry_after_secs),
+            Error::Unavailable(_) => Some(UNAVAILABLE_RETRY_SECS),
+            _ => None,
         }
     }
 
@@ -174,6 +194,7 @@ impl Error {
                 retry_after_secs: 3,
             },
             Error::Internal("secret detail".into()),
+            Error::Unavailable("secret detail".into()),
         ]
     }
 }
@@ -182,6 +203,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Internal(detail) => write!(f, "internal: {detail}"),
+            Error::Unavailable(detail) => write!(f, "unavailable: {detail}"),
             other => write!(f, "{}: {}", other.code(), other.message()),
         }
     }
@@ -191,6 +213,7 @@ impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => Error::NotFound,
+            StoreError::Unavailable(detail) => Error::Unavailable(detail),
             other => Error::Internal(other.to_string()),
         }
     }
@@ -239,14 +262,24 @@ mod tests {
                 (505, "http_version_not_supported"),
                 (429, "too_many_requests"),
                 (500, "internal"),
+                (503, "unavailable"),
             ]
         );
+        let retry: Vec<Option<u64>> = Error::all().iter().map(Error::retry_after).collect();
+        // Only 429 and 503 say when to come back (the table's last three rows).
+        let mut expected = vec![None; table.len() - 3];
+        expected.extend([Some(3), None, Some(2)]);
+        assert_eq!(retry, expected);
     }
 
     #[test]
     fn internal_details_are_never_sent() {
-        let e = Error::Internal("secret detail".into());
-        assert!(!e.message().contains("secret"));
+        for e in [
+            Error::Internal("secret detail".into()),
+            Error::Unavailable("secret detail".into()),
+        ] {
+            assert!(!e.message().contains("secret"));
+        }
     }
 
     #[test]

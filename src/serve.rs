@@ -4,15 +4,16 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::app::App;
 use crate::auth::password::PasswordPool;
-use crate::auth::throttle::MemoryThrottle;
+use crate::auth::shared_throttle::DbThrottle;
+use crate::auth::throttle::{MemoryThrottle, Throttle};
 use crate::cli::ServeArgs;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::db::{Store, StoreError};
+use crate::db::{redact, Store, StoreError};
 use crate::error::exit;
 use crate::http::log::{self, Level};
 use crate::metrics::Metrics;
@@ -20,6 +21,8 @@ use crate::text;
 
 /// Rows deleted per purge statement, so a purge never holds the write lock for long.
 const PURGE_BATCH: i64 = 500;
+/// How long `serve` waits at start for an unreachable PostgreSQL before exiting 1.
+const START_RETRY: Duration = Duration::from_secs(30);
 
 pub fn run(args: &ServeArgs) -> u8 {
     let mut config = match Config::from_args(args) {
@@ -42,23 +45,24 @@ pub fn run(args: &ServeArgs) -> u8 {
             return exit::REFUSED;
         }
     };
+    // Printed instead of the target: a PostgreSQL URL's password never is.
+    let shown = text::escape(&redact(&config.db)).to_string();
     let created = !crate::admin::is_url(&config.db) && !Path::new(&config.db).exists();
-    let store = match Store::open(Path::new(&config.db), config.workers as u32 + 4) {
+    let store = match open_retrying(&config.db, config.db_pool_size) {
         Ok(s) => s,
         Err(e @ StoreError::TooNew { .. }) => {
-            eprintln!("Cannot use {}: {e}.", text::escape(&config.db));
+            eprintln!("Cannot use {shown}: {e}.");
             return exit::REFUSED;
         }
         Err(e) => {
-            eprintln!(
-                "Cannot open the database {}: {e}.",
-                text::escape(&config.db)
-            );
+            eprintln!("Cannot open the database {shown}: {e}.");
             return exit::REFUSED;
         }
     };
-    for warning in crate::files::loose_file_warnings(Path::new(&config.db)) {
-        log::event(Level::Warn, &warning);
+    if !store.is_postgres() {
+        for warning in crate::files::loose_file_warnings(Path::new(&config.db)) {
+            log::event(Level::Warn, &warning);
+        }
     }
     // A database URL may carry a password: it is never printed, not even in a hint.
     let db = if crate::admin::is_url(&config.db) {
@@ -91,10 +95,7 @@ pub fn run(args: &ServeArgs) -> u8 {
     let csrf_key = match store.secret("csrf") {
         Ok(k) => k,
         Err(e) => {
-            eprintln!(
-                "Cannot read the signing key from {}: {e}.",
-                text::escape(&config.db)
-            );
+            eprintln!("Cannot read the signing key from {shown}: {e}.");
             return exit::REFUSED;
         }
     };
@@ -109,10 +110,11 @@ pub fn run(args: &ServeArgs) -> u8 {
         }
     }
     let app = Arc::new(App {
-        throttle: Box::new(MemoryThrottle::new(
+        throttle: throttle_for(
+            &store,
             config.login_max_failures_user,
             config.login_max_failures_addr,
-        )),
+        ),
         config,
         store,
         clock: Arc::new(SystemClock),
@@ -121,12 +123,60 @@ pub fn run(args: &ServeArgs) -> u8 {
         csrf_key,
     });
     start_purge(Arc::clone(&app));
+    if !app.store.is_postgres() {
+        start_checkpoint(app.store.clone());
+    }
     match crate::http::serve(app, listener) {
         Ok(()) => exit::OK,
         Err(e) => {
             eprintln!("{e}");
             exit::REFUSED
         }
+    }
+}
+
+/// Login throttling counted in the database on PostgreSQL, so replicas share it; in
+/// memory on SQLite, where one process owns the file.
+fn throttle_for(store: &Store, max_user: u32, max_addr: u32) -> Box<dyn Throttle> {
+    if store.is_postgres() {
+        Box::new(DbThrottle::new(store.clone(), max_user, max_addr))
+    } else {
+        Box::new(MemoryThrottle::new(max_user, max_addr))
+    }
+}
+
+/// Opens the database; while PostgreSQL cannot be reached (a replica starting before
+/// its database, or during a failover) tries again for up to `START_RETRY`.
+fn open_retrying(target: &str, pool_size: u32) -> Result<Store, StoreError> {
+    let started = Instant::now();
+    let mut said = false;
+    loop {
+        match Store::open(target, pool_size) {
+            Err(StoreError::Unavailable(why)) if started.elapsed() < START_RETRY => {
+                if !said {
+                    eprintln!("WARN {why}; retrying for up to {}s", START_RETRY.as_secs());
+                    said = true;
+                }
+                thread::sleep(Duration::from_secs(1));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Runs SQLite's checkpoint policy (`Store::checkpoint`) every second, so the WAL
+/// stays bounded however busy the readers are.
+fn start_checkpoint(store: Store) {
+    let spawned = thread::Builder::new()
+        .name("checkpoint".into())
+        .spawn(move || loop {
+            thread::sleep(Duration::from_secs(1));
+            if let Err(e) = store.checkpoint() {
+                eprintln!("WARN WAL checkpoint failed, will retry: {e}");
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("WARN cannot start the checkpoint thread: {e}");
     }
 }
 
@@ -157,6 +207,14 @@ fn start_purge(app: Arc<App>) {
         .spawn(move || loop {
             thread::sleep(every);
             let now = app.clock.now_ms();
+            if app.store.is_postgres() {
+                if let Err(e) = DbThrottle::purge(&app.store, now) {
+                    log::event(
+                        Level::Warn,
+                        &format!("purge of login attempts failed, will retry: {e}"),
+                    );
+                }
+            }
             let cutoff = now - app.config.purge_after_ms;
             if let Err(e) = app.store.drop_retired_keys(now) {
                 eprintln!("WARN dropping retired signing keys failed, will retry: {e}");

@@ -355,11 +355,15 @@ impl App {
                     self.metrics.revocations.fetch_add(1, Relaxed);
                 }
             }
-            Some(_) => {
-                if let Ok((_, hash)) = self.live_token(presented, self.now()) {
+            Some(_) => match self.live_token(presented, self.now()) {
+                Ok((_, hash)) => {
                     self.revoke(&hash)?;
                 }
-            }
+                Err(Error::InvalidToken(_)) => {}
+                // The database could not say: the client must retry, not believe it
+                // revoked.
+                Err(other) => return Err(other),
+            },
             None => {}
         }
         Ok(())

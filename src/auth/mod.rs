@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod password;
+pub mod shared_throttle;
 pub mod throttle;
 pub mod token;
 

@@ -10,8 +10,8 @@
 //! failure keeps it as the failure's instant.
 //!
 //! `Throttle` is the interface (reserve → settle); `MemoryThrottle` keeps the counters
-//! in this process (a restart forgets them). A shared backend (one table for every
-//! replica) implements the same two calls.
+//! in this process (a restart forgets them). `shared_throttle::DbThrottle` implements
+//! the same two calls on one table for every replica (PostgreSQL).
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -40,10 +40,20 @@ pub enum Outcome {
     NotChecked,
 }
 
+/// Why an attempt may not start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// The username or the address is at its limit: retry after this many seconds.
+    Wait(u64),
+    /// A shared counter could not be reached (the detail is for the log).
+    Unavailable(String),
+}
+
 pub trait Throttle: Send + Sync {
     /// Reserves one attempt for `username` from `addr` at `now` (Unix ms), or
-    /// `Err(seconds)` to wait while either is at its limit (reservations included).
-    fn reserve(&self, username: &str, addr: IpAddr, now: i64) -> Result<Reservation, u64>;
+    /// `Err(Refused::Wait(seconds))` while either is at its limit (reservations
+    /// included).
+    fn reserve(&self, username: &str, addr: IpAddr, now: i64) -> Result<Reservation, Refused>;
     /// Records how the reserved attempt ended.
     fn settle(&self, reservation: Reservation, outcome: Outcome);
 }
@@ -90,13 +100,13 @@ impl MemoryThrottle {
 }
 
 impl Throttle for MemoryThrottle {
-    fn reserve(&self, username: &str, addr: IpAddr, now: i64) -> Result<Reservation, u64> {
+    fn reserve(&self, username: &str, addr: IpAddr, now: i64) -> Result<Reservation, Refused> {
         let mut state = self.lock();
         let user = key(username);
         let by_user = retry_after(state.users.get_mut(user), self.max_user, now);
         let by_addr = retry_after(state.addrs.get_mut(&addr), self.max_addr, now);
         if by_user.max(by_addr) > 0 {
-            return Err(by_user.max(by_addr));
+            return Err(Refused::Wait(by_user.max(by_addr)));
         }
         if state.users.len() + state.addrs.len() > SWEEP_AT {
             sweep(&mut state.users, now);
@@ -134,7 +144,8 @@ impl Throttle for MemoryThrottle {
     }
 }
 
-fn key(username: &str) -> &str {
+/// The username as counted: its first 128 bytes (usernames are at most 64 characters).
+pub(crate) fn key(username: &str) -> &str {
     let mut end = username.len().min(MAX_KEY_LEN);
     while !username.is_char_boundary(end) {
         end -= 1;
@@ -187,9 +198,12 @@ mod tests {
             fail(&t, "alice", A, 1000 + i);
         }
         // From another address too: the username is what is over its limit.
-        assert_eq!(t.reserve("alice", B, 2000), Err(299));
+        assert_eq!(t.reserve("alice", B, 2000), Err(Refused::Wait(299)));
         assert!(t.reserve("bob", B, 2000).is_ok());
-        assert_eq!(t.reserve("alice", B, 1000 + WINDOW_MS - 1), Err(1));
+        assert_eq!(
+            t.reserve("alice", B, 1000 + WINDOW_MS - 1),
+            Err(Refused::Wait(1))
+        );
         assert!(t.reserve("alice", B, 1000 + WINDOW_MS).is_ok());
     }
 
@@ -198,7 +212,7 @@ mod tests {
         let t = MemoryThrottle::new(100, 2);
         fail(&t, "u1", A, 0);
         fail(&t, "u2", A, 60_000);
-        assert_eq!(t.reserve("u3", A, 120_000), Err(180));
+        assert_eq!(t.reserve("u3", A, 120_000), Err(Refused::Wait(180)));
         assert!(t.reserve("u3", B, 120_000).is_ok());
     }
 

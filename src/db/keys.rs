@@ -8,7 +8,7 @@
 use rusqlite::params;
 
 use super::audit::{record, AuditEntry};
-use super::{all_rows, first_row, sql_err, Store, StoreError};
+use super::{all_rows, first_row, sql_err, Sqlite, StoreError};
 
 /// A key as `/oauth/keys` and `admin keys list` show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,10 +40,10 @@ const INSERT_ACTIVE: &str =
      VALUES (?1, ?2, ?3, 'active', ?4, ?4)
      ON CONFLICT DO NOTHING";
 
-impl Store {
+impl Sqlite {
     /// Stores `key` as the active key unless there is one already (a concurrent first
     /// start included: the UNIQUE slot lets exactly one in). True if this one went in.
-    pub fn insert_first_key(&self, key: &NewKey<'_>, now: i64) -> Result<bool, StoreError> {
+    pub(crate) fn insert_first_key(&self, key: &NewKey<'_>, now: i64) -> Result<bool, StoreError> {
         let conn = self.conn()?;
         let n = conn
             .prepare_cached(INSERT_ACTIVE)
@@ -53,7 +53,7 @@ impl Store {
     }
 
     /// The active key, if any.
-    pub fn active_key(&self) -> Result<Option<ActiveKey>, StoreError> {
+    pub(crate) fn active_key(&self) -> Result<Option<ActiveKey>, StoreError> {
         let conn = self.conn()?;
         let mut stmt = conn
             .prepare_cached(
@@ -71,7 +71,7 @@ impl Store {
 
     /// Raises the active key's `signed_until` to `until`, only while it is still the
     /// active key. False when it was rotated away: the caller signs with the new one.
-    pub fn extend_key_use(&self, kid: &str, until: i64) -> Result<bool, StoreError> {
+    pub(crate) fn extend_key_use(&self, kid: &str, until: i64) -> Result<bool, StoreError> {
         let conn = self.conn()?;
         let n = conn
             .prepare_cached(
@@ -93,7 +93,7 @@ impl Store {
     }
 
     /// The public key named `kid`, until it is dropped.
-    pub fn public_key(&self, kid: &str) -> Result<Option<String>, StoreError> {
+    pub(crate) fn public_key(&self, kid: &str) -> Result<Option<String>, StoreError> {
         let conn = self.conn()?;
         let mut stmt = conn
             .prepare_cached("SELECT public_key FROM signing_keys WHERE kid = ?1")
@@ -102,7 +102,7 @@ impl Store {
     }
 
     /// The served keys: the active one first, then retiring ones, newest first.
-    pub fn list_keys(&self, now: i64) -> Result<Vec<PublicKeyInfo>, StoreError> {
+    pub(crate) fn list_keys(&self, now: i64) -> Result<Vec<PublicKeyInfo>, StoreError> {
         let conn = self.conn()?;
         let mut stmt = conn
             .prepare_cached(
@@ -124,7 +124,7 @@ impl Store {
 
     /// Makes `key` the active key; the previous one starts retiring, and retiring keys
     /// whose tokens have all expired are dropped. One transaction, audited.
-    pub fn rotate_key(
+    pub(crate) fn rotate_key(
         &self,
         key: &NewKey<'_>,
         now: i64,
@@ -168,7 +168,7 @@ impl Store {
     }
 
     /// Drops retiring keys whose tokens have all expired (the purge thread).
-    pub fn drop_retired_keys(&self, now: i64) -> Result<usize, StoreError> {
+    pub(crate) fn drop_retired_keys(&self, now: i64) -> Result<usize, StoreError> {
         let conn = self.conn()?;
         conn.prepare_cached("DELETE FROM signing_keys WHERE slot IS NULL AND signed_until <= ?1")
             .and_then(|mut s| s.execute([now]))
@@ -178,7 +178,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::store;
+    use super::super::testing::on_each_backend;
     use super::*;
 
     fn key(n: u8) -> (String, String, Vec<u8>) {
@@ -204,65 +204,68 @@ mod tests {
 
     #[test]
     fn the_first_key_goes_in_once() {
-        let (s, _d) = store();
-        let (a, b) = (key(1), key(2));
-        assert!(s.insert_first_key(&new(&a), 10).unwrap());
-        assert!(!s.insert_first_key(&new(&b), 11).unwrap());
-        assert_eq!(s.active_key().unwrap().unwrap().kid, a.0);
-        assert_eq!(s.list_keys(12).unwrap().len(), 1);
+        on_each_backend(|s| {
+            let (a, b) = (key(1), key(2));
+            assert!(s.insert_first_key(&new(&a), 10).unwrap());
+            assert!(!s.insert_first_key(&new(&b), 11).unwrap());
+            assert_eq!(s.active_key().unwrap().unwrap().kid, a.0);
+            assert_eq!(s.list_keys(12).unwrap().len(), 1);
+        });
     }
 
     #[test]
     fn a_rotated_key_is_served_until_its_tokens_expire_then_dropped() {
-        let (s, _d) = store();
-        let (a, b, c) = (key(1), key(2), key(3));
-        s.insert_first_key(&new(&a), 0).unwrap();
-        assert!(s.extend_key_use(&a.0, 1_000).unwrap());
-        s.rotate_key(&new(&b), 100, &audit()).unwrap();
-        // The old key can no longer be used to sign...
-        assert!(!s.extend_key_use(&a.0, 2_000).unwrap());
-        assert_eq!(s.active_key().unwrap().unwrap().kid, b.0);
-        // ...but verifies until its last token expires.
-        let listed = s.list_keys(999).unwrap();
-        assert_eq!(
-            listed
-                .iter()
-                .map(|k| (k.kid.as_str(), k.active))
-                .collect::<Vec<_>>(),
-            [(b.0.as_str(), true), (a.0.as_str(), false)]
-        );
-        assert!(s.list_keys(1_000).unwrap().iter().all(|k| k.kid != a.0));
-        // The next rotation drops it for good.
-        assert!(s.extend_key_use(&b.0, 5_000).unwrap());
-        s.rotate_key(&new(&c), 1_000, &audit()).unwrap();
-        let kids: Vec<String> = s.list_keys(0).unwrap().into_iter().map(|k| k.kid).collect();
-        assert_eq!(kids, [c.0.clone(), b.0.clone()]);
-        assert_eq!(s.public_key(&a.0).unwrap(), None);
-        assert_eq!(s.public_key(&b.0).unwrap().as_deref(), Some(b.1.as_str()));
-        let log = s.audit_log().unwrap();
-        assert_eq!(log.last().unwrap().detail, format!("retiring={}", b.0));
+        on_each_backend(|s| {
+            let (a, b, c) = (key(1), key(2), key(3));
+            s.insert_first_key(&new(&a), 0).unwrap();
+            assert!(s.extend_key_use(&a.0, 1_000).unwrap());
+            s.rotate_key(&new(&b), 100, &audit()).unwrap();
+            // The old key can no longer be used to sign...
+            assert!(!s.extend_key_use(&a.0, 2_000).unwrap());
+            assert_eq!(s.active_key().unwrap().unwrap().kid, b.0);
+            // ...but verifies until its last token expires.
+            let listed = s.list_keys(999).unwrap();
+            assert_eq!(
+                listed
+                    .iter()
+                    .map(|k| (k.kid.as_str(), k.active))
+                    .collect::<Vec<_>>(),
+                [(b.0.as_str(), true), (a.0.as_str(), false)]
+            );
+            assert!(s.list_keys(1_000).unwrap().iter().all(|k| k.kid != a.0));
+            // The next rotation drops it for good.
+            assert!(s.extend_key_use(&b.0, 5_000).unwrap());
+            s.rotate_key(&new(&c), 1_000, &audit()).unwrap();
+            let kids: Vec<String> = s.list_keys(0).unwrap().into_iter().map(|k| k.kid).collect();
+            assert_eq!(kids, [c.0.clone(), b.0.clone()]);
+            assert_eq!(s.public_key(&a.0).unwrap(), None);
+            assert_eq!(s.public_key(&b.0).unwrap().as_deref(), Some(b.1.as_str()));
+            let log = s.audit_log().unwrap();
+            assert_eq!(log.last().unwrap().detail, format!("retiring={}", b.0));
+        });
     }
 
     #[test]
     fn concurrent_first_starts_make_one_key() {
-        let (s, _d) = store();
-        let inserted: Vec<bool> = {
-            let barrier = std::sync::Barrier::new(8);
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = (0..8u8)
-                    .map(|n| {
-                        let (s, barrier) = (&s, &barrier);
-                        scope.spawn(move || {
-                            let k = key(n);
-                            barrier.wait();
-                            s.insert_first_key(&new(&k), 0).unwrap()
+        on_each_backend(|s| {
+            let inserted: Vec<bool> = {
+                let barrier = std::sync::Barrier::new(8);
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = (0..8u8)
+                        .map(|n| {
+                            let (s, barrier) = (&s, &barrier);
+                            scope.spawn(move || {
+                                let k = key(n);
+                                barrier.wait();
+                                s.insert_first_key(&new(&k), 0).unwrap()
+                            })
                         })
-                    })
-                    .collect();
-                handles.into_iter().map(|h| h.join().unwrap()).collect()
-            })
-        };
-        assert_eq!(inserted.iter().filter(|b| **b).count(), 1);
-        assert_eq!(s.list_keys(0).unwrap().len(), 1);
+                        .collect();
+                    handles.into_iter().map(|h| h.join().unwrap()).collect()
+                })
+            };
+            assert_eq!(inserted.iter().filter(|b| **b).count(), 1);
+            assert_eq!(s.list_keys(0).unwrap().len(), 1);
+        });
     }
 }

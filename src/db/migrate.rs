@@ -12,7 +12,10 @@ use super::{sql_err, StoreError};
 const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// `UPGRADES[i]` takes a database from version `i + 1` to `i + 2`.
-const UPGRADES: &[&str] = &[include_str!("migrations/v2.sql")];
+const UPGRADES: &[&str] = &[
+    include_str!("migrations/v2.sql"),
+    include_str!("migrations/v3.sql"),
+];
 
 /// The schema version this binary writes.
 pub const LATEST: i64 = UPGRADES.len() as i64 + 1;

@@ -8,7 +8,7 @@
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use super::audit::{record, AuditEntry};
-use super::{first_row, sql_err, Store, StoreError};
+use super::{first_row, sql_err, Sqlite, StoreError};
 use crate::auth::token::TokenHash;
 
 /// A live family and its user, after a grant.
@@ -55,11 +55,11 @@ pub struct NewRefresh<'a> {
 const LIVE_FAMILY: &str = "SELECT f.id FROM refresh_families f JOIN users u ON u.id = f.user_id
      WHERE f.revoked_at IS NULL AND f.session_version >= u.session_version";
 
-impl Store {
+impl Sqlite {
     /// Starts a family for the user with its first refresh token; the family lives
     /// `lifetime_ms` (`--session-lifetime`), each token `window_ms` within it. The
     /// family takes the user's session_version in the same statement.
-    pub fn start_refresh_family(
+    pub(crate) fn start_refresh_family(
         &self,
         family_id: &str,
         user_id: &str,
@@ -106,7 +106,7 @@ impl Store {
     /// and unspent and its family live (not revoked, not stale). A spent `old` revokes
     /// the family, audited with the entry `reuse_audit` makes of the owner's username
     /// (target: the family), in the same transaction.
-    pub fn rotate_refresh(
+    pub(crate) fn rotate_refresh(
         &self,
         old: &TokenHash,
         next: &NewRefresh<'_>,
@@ -185,7 +185,7 @@ impl Store {
 
     /// Revokes the family of the refresh token `hash` (RFC 7009, `admin revoke`).
     /// `None`: no such token; `Some(false)`: already revoked.
-    pub fn revoke_refresh_family(
+    pub(crate) fn revoke_refresh_family(
         &self,
         hash: &TokenHash,
         now: i64,
@@ -225,7 +225,7 @@ impl Store {
     }
 
     /// What an access token's `sid` names, if it belongs to user `sub`.
-    pub fn access_parent(&self, sid: &str, sub: &str) -> Result<Option<Parent>, StoreError> {
+    pub(crate) fn access_parent(&self, sid: &str, sub: &str) -> Result<Option<Parent>, StoreError> {
         let conn = self.conn()?;
         let sql = if sid.starts_with(FAMILY_ID_PREFIX) {
             "SELECT 'refresh', f.revoked_at, u.username, u.session_version
@@ -249,7 +249,7 @@ impl Store {
 
     /// Revokes the session or refresh family an access token came from (logout with
     /// an access token). True if this call revoked it.
-    pub fn revoke_parent(&self, sid: &str, now: i64) -> Result<bool, StoreError> {
+    pub(crate) fn revoke_parent(&self, sid: &str, now: i64) -> Result<bool, StoreError> {
         let conn = self.conn()?;
         let sql = if sid.starts_with(FAMILY_ID_PREFIX) {
             "UPDATE refresh_families SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL"
@@ -266,7 +266,7 @@ impl Store {
     /// Deletes up to `batch` families that ended (expired or revoked) before `cutoff`,
     /// with their tokens. Spent tokens of live families are kept: they are how reuse is
     /// detected.
-    pub fn purge_refresh(&self, cutoff: i64, batch: i64) -> Result<usize, StoreError> {
+    pub(crate) fn purge_refresh(&self, cutoff: i64, batch: i64) -> Result<usize, StoreError> {
         let conn = self.conn()?;
         let families = conn
             .prepare_cached(
@@ -319,9 +319,10 @@ fn revoke_family_in(
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::store;
+    use super::super::testing::on_each_backend;
     use super::*;
     use crate::auth::token::hash;
+    use crate::db::Store;
 
     const DAY: i64 = 86_400_000;
 
@@ -370,127 +371,132 @@ mod tests {
 
     #[test]
     fn rotation_spends_once_and_never_outlives_the_family() {
-        let (s, _d) = store();
-        let first = with_family(&s);
-        let second = hash("apr_second");
-        match s
-            .rotate_refresh(&first, &next(&second, DAY / 2), &reuse)
-            .unwrap()
-        {
-            // Half a day in, a new token would live a day, but the family ends at 1.5 d.
-            Rotation::Rotated(f) => assert_eq!(f.token_expires_at, 3 * DAY / 2),
-            other => panic!("{other:?}"),
-        }
-        // An expired token is refused without touching the family.
-        let third = hash("apr_third");
-        assert_eq!(
-            s.rotate_refresh(&second, &next(&third, 3 * DAY / 2), &reuse)
-                .unwrap(),
-            Rotation::Refused
-        );
-        assert!(!s.access_parent("fam_1", "usr_1").unwrap().unwrap().revoked);
+        on_each_backend(|s| {
+            let first = with_family(s);
+            let second = hash("apr_second");
+            match s
+                .rotate_refresh(&first, &next(&second, DAY / 2), &reuse)
+                .unwrap()
+            {
+                // Half a day in, a new token would live a day, but the family ends at 1.5 d.
+                Rotation::Rotated(f) => assert_eq!(f.token_expires_at, 3 * DAY / 2),
+                other => panic!("{other:?}"),
+            }
+            // An expired token is refused without touching the family.
+            let third = hash("apr_third");
+            assert_eq!(
+                s.rotate_refresh(&second, &next(&third, 3 * DAY / 2), &reuse)
+                    .unwrap(),
+                Rotation::Refused
+            );
+            assert!(!s.access_parent("fam_1", "usr_1").unwrap().unwrap().revoked);
+        });
     }
 
     #[test]
     fn a_spent_token_presented_again_revokes_the_family_once_audited() {
-        let (s, _d) = store();
-        let first = with_family(&s);
-        let (second, third, fourth) = (hash("apr_2"), hash("apr_3"), hash("apr_4"));
-        assert!(matches!(
-            s.rotate_refresh(&first, &next(&second, 1), &reuse).unwrap(),
-            Rotation::Rotated(_)
-        ));
-        let replayed = s.rotate_refresh(&first, &next(&third, 2), &reuse).unwrap();
-        assert_eq!(
-            replayed,
-            Rotation::Reused {
-                family_id: "fam_1".into()
-            }
-        );
-        // The thief's replay killed the legitimate holder's new token too.
-        assert_eq!(
-            s.rotate_refresh(&second, &next(&fourth, 3), &reuse)
-                .unwrap(),
-            Rotation::Refused
-        );
-        assert!(s.access_parent("fam_1", "usr_1").unwrap().unwrap().revoked);
-        let detections: Vec<_> = s
-            .audit_log()
-            .unwrap()
-            .into_iter()
-            .filter(|e| e.action == "refresh.reuse_detected")
-            .collect();
-        assert_eq!(detections.len(), 1);
-        assert_eq!(detections[0].actor, "user:alice");
-        assert_eq!(detections[0].target, "fam_1");
+        on_each_backend(|s| {
+            let first = with_family(s);
+            let (second, third, fourth) = (hash("apr_2"), hash("apr_3"), hash("apr_4"));
+            assert!(matches!(
+                s.rotate_refresh(&first, &next(&second, 1), &reuse).unwrap(),
+                Rotation::Rotated(_)
+            ));
+            let replayed = s.rotate_refresh(&first, &next(&third, 2), &reuse).unwrap();
+            assert_eq!(
+                replayed,
+                Rotation::Reused {
+                    family_id: "fam_1".into()
+                }
+            );
+            // The thief's replay killed the legitimate holder's new token too.
+            assert_eq!(
+                s.rotate_refresh(&second, &next(&fourth, 3), &reuse)
+                    .unwrap(),
+                Rotation::Refused
+            );
+            assert!(s.access_parent("fam_1", "usr_1").unwrap().unwrap().revoked);
+            let detections: Vec<_> = s
+                .audit_log()
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.action == "refresh.reuse_detected")
+                .collect();
+            assert_eq!(detections.len(), 1);
+            assert_eq!(detections[0].actor, "user:alice");
+            assert_eq!(detections[0].target, "fam_1");
+        });
     }
 
     #[test]
     fn break_glass_ends_families_issued_before_it() {
-        let (s, _d) = store();
-        let first = with_family(&s);
-        s.bump_session_version("usr_1", 1, &audit()).unwrap();
-        let second = hash("apr_2");
-        assert_eq!(
-            s.rotate_refresh(&first, &next(&second, 2), &reuse).unwrap(),
-            Rotation::Refused
-        );
+        on_each_backend(|s| {
+            let first = with_family(s);
+            s.bump_session_version("usr_1", 1, &audit()).unwrap();
+            let second = hash("apr_2");
+            assert_eq!(
+                s.rotate_refresh(&first, &next(&second, 2), &reuse).unwrap(),
+                Rotation::Refused
+            );
+        });
     }
 
     #[test]
     fn purge_drops_ended_families_and_keeps_live_ones() {
-        let (s, _d) = store();
-        let first = with_family(&s);
-        let other = hash("apr_other");
-        s.start_refresh_family("fam_2", "usr_1", &next(&other, 0), 10 * DAY)
-            .unwrap();
-        s.revoke_refresh_family(&first, 5, None).unwrap();
-        assert_eq!(s.purge_refresh(6, 100).unwrap(), 1);
-        assert!(s.access_parent("fam_1", "usr_1").unwrap().is_none());
-        assert!(s.access_parent("fam_2", "usr_1").unwrap().is_some());
-        let rotated = s
-            .rotate_refresh(&other, &next(&hash("apr_3"), 7), &reuse)
-            .unwrap();
-        assert!(matches!(rotated, Rotation::Rotated(_)));
+        on_each_backend(|s| {
+            let first = with_family(s);
+            let other = hash("apr_other");
+            s.start_refresh_family("fam_2", "usr_1", &next(&other, 0), 10 * DAY)
+                .unwrap();
+            s.revoke_refresh_family(&first, 5, None).unwrap();
+            assert_eq!(s.purge_refresh(6, 100).unwrap(), 1);
+            assert!(s.access_parent("fam_1", "usr_1").unwrap().is_none());
+            assert!(s.access_parent("fam_2", "usr_1").unwrap().is_some());
+            let rotated = s
+                .rotate_refresh(&other, &next(&hash("apr_3"), 7), &reuse)
+                .unwrap();
+            assert!(matches!(rotated, Rotation::Rotated(_)));
+        });
     }
 
     #[test]
     fn eight_concurrent_rotations_of_one_token_spend_it_once_and_revoke_the_family() {
-        let (s, _d) = store();
-        let first = with_family(&s);
-        let outcomes: Vec<Rotation> = {
-            let barrier = std::sync::Barrier::new(8);
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = (0..8)
-                    .map(|i| {
-                        let (s, barrier) = (&s, &barrier);
-                        scope.spawn(move || {
-                            let next_hash = hash(&format!("apr_next_{i}"));
-                            barrier.wait();
-                            s.rotate_refresh(&first, &next(&next_hash, 1), &reuse)
-                                .unwrap()
+        on_each_backend(|s| {
+            let first = with_family(s);
+            let outcomes: Vec<Rotation> = {
+                let barrier = std::sync::Barrier::new(8);
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = (0..8)
+                        .map(|i| {
+                            let (s, barrier) = (&s, &barrier);
+                            scope.spawn(move || {
+                                let next_hash = hash(&format!("apr_next_{i}"));
+                                barrier.wait();
+                                s.rotate_refresh(&first, &next(&next_hash, 1), &reuse)
+                                    .unwrap()
+                            })
                         })
-                    })
-                    .collect();
-                handles.into_iter().map(|h| h.join().unwrap()).collect()
-            })
-        };
-        let won = outcomes
-            .iter()
-            .filter(|o| matches!(o, Rotation::Rotated(_)))
-            .count();
-        let reused = outcomes
-            .iter()
-            .filter(|o| matches!(o, Rotation::Reused { .. }))
-            .count();
-        assert_eq!((won, reused), (1, 7));
-        assert!(s.access_parent("fam_1", "usr_1").unwrap().unwrap().revoked);
-        let detections = s
-            .audit_log()
-            .unwrap()
-            .into_iter()
-            .filter(|e| e.action == "refresh.reuse_detected")
-            .count();
-        assert_eq!(detections, 1);
+                        .collect();
+                    handles.into_iter().map(|h| h.join().unwrap()).collect()
+                })
+            };
+            let won = outcomes
+                .iter()
+                .filter(|o| matches!(o, Rotation::Rotated(_)))
+                .count();
+            let reused = outcomes
+                .iter()
+                .filter(|o| matches!(o, Rotation::Reused { .. }))
+                .count();
+            assert_eq!((won, reused), (1, 7));
+            assert!(s.access_parent("fam_1", "usr_1").unwrap().unwrap().revoked);
+            let detections = s
+                .audit_log()
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.action == "refresh.reuse_detected")
+                .count();
+            assert_eq!(detections, 1);
+        });
     }
 }

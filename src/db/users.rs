@@ -4,7 +4,7 @@
 use rusqlite::{params, TransactionBehavior};
 
 use super::audit::{record, AuditEntry};
-use super::{all_rows, first_row, sql_err, Store, StoreError};
+use super::{all_rows, first_row, sql_err, Sqlite, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -23,9 +23,9 @@ fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
-impl Store {
+impl Sqlite {
     /// Adds a user; `Conflict` if the username is taken.
-    pub fn create_user(
+    pub(crate) fn create_user(
         &self,
         id: &str,
         username: &str,
@@ -53,7 +53,10 @@ impl Store {
     }
 
     /// The user and their password hash (PHC string), for a login.
-    pub fn user_for_login(&self, username: &str) -> Result<Option<(User, String)>, StoreError> {
+    pub(crate) fn user_for_login(
+        &self,
+        username: &str,
+    ) -> Result<Option<(User, String)>, StoreError> {
         let conn = self.conn()?;
         let mut stmt = conn
             .prepare_cached(
@@ -65,11 +68,7 @@ impl Store {
         })
     }
 
-    pub fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
-        Ok(self.user_for_login(username)?.map(|(u, _)| u))
-    }
-
-    pub fn list_users(&self) -> Result<Vec<User>, StoreError> {
+    pub(crate) fn list_users(&self) -> Result<Vec<User>, StoreError> {
         let conn = self.conn()?;
         let mut stmt = conn
             .prepare_cached("SELECT id, username, session_version, created_at FROM users ORDER BY created_at, username")
@@ -77,7 +76,7 @@ impl Store {
         all_rows(&mut stmt, [], user_from_row)
     }
 
-    pub fn count_users(&self) -> Result<i64, StoreError> {
+    pub(crate) fn count_users(&self) -> Result<i64, StoreError> {
         let conn = self.conn()?;
         let mut stmt = conn
             .prepare_cached("SELECT count(*) FROM users")
@@ -87,7 +86,7 @@ impl Store {
 
     /// Break-glass: every token issued before is rejected from now on. Returns the new
     /// version; `NotFound` for an unknown user id.
-    pub fn bump_session_version(
+    pub(crate) fn bump_session_version(
         &self,
         user_id: &str,
         now: i64,
@@ -118,11 +117,11 @@ impl Store {
     }
 }
 
-impl Store {
+impl Sqlite {
     /// Sets a new password hash for `username`; with `bump`, also bumps the user's
     /// session_version, so every token issued before is rejected. Returns the
     /// session_version after the change; `NotFound` for an unknown username.
-    pub fn set_password(
+    pub(crate) fn set_password(
         &self,
         username: &str,
         password_hash: &str,
@@ -168,7 +167,7 @@ impl Store {
     /// Removes the user and (by `ON DELETE CASCADE`) every token of theirs, so each
     /// reads `unknown` from then on. The audit log keeps their history: it names users,
     /// it does not reference them. Returns the removed user; `NotFound` if unknown.
-    pub fn delete_user(
+    pub(crate) fn delete_user(
         &self,
         username: &str,
         now: i64,
@@ -200,17 +199,16 @@ impl Store {
     }
 }
 
-impl Store {
-    /// The named 32-byte secret, created at random on first use. Every process on the
-    /// database gets the same one, so replicas verify what another one signed.
-    pub fn secret(&self, name: &str) -> Result<Vec<u8>, StoreError> {
-        let mut fresh = [0u8; 32];
-        getrandom::fill(&mut fresh)
-            .map_err(|e| StoreError::Other(format!("OS random source failed: {e}")))?;
+impl Sqlite {
+    /// The named secret: `fresh` is stored if there is none yet, then whatever is
+    /// stored is returned (the same statements on PostgreSQL).
+    pub(crate) fn secret(&self, name: &str, fresh: &[u8; 32]) -> Result<Vec<u8>, StoreError> {
         let conn = self.conn()?;
-        conn.prepare_cached("INSERT OR IGNORE INTO secrets (name, value) VALUES (?1, ?2)")
-            .and_then(|mut s| s.execute(params![name, &fresh[..]]))
-            .map_err(sql_err)?;
+        conn.prepare_cached(
+            "INSERT INTO secrets (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+        )
+        .and_then(|mut s| s.execute(params![name, &fresh[..]]))
+        .map_err(sql_err)?;
         let mut stmt = conn
             .prepare_cached("SELECT value FROM secrets WHERE name = ?1")
             .map_err(sql_err)?;
@@ -220,7 +218,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::store;
+    use super::super::testing::on_each_backend;
     use super::*;
 
     fn cli() -> AuditEntry {
@@ -234,106 +232,111 @@ mod tests {
 
     #[test]
     fn a_duplicate_username_is_a_conflict_and_changes_nothing() {
-        let (s, _dir) = store();
-        s.create_user("u1", "alice", "phc", 1, &cli()).unwrap();
-        assert_eq!(
-            s.create_user("u2", "alice", "phc", 2, &cli()),
-            Err(StoreError::Conflict)
-        );
-        assert_eq!(s.list_users().unwrap().len(), 1);
-        assert_eq!(s.audit_log().unwrap().len(), 1);
+        on_each_backend(|s| {
+            s.create_user("u1", "alice", "phc", 1, &cli()).unwrap();
+            assert_eq!(
+                s.create_user("u2", "alice", "phc", 2, &cli()),
+                Err(StoreError::Conflict)
+            );
+            assert_eq!(s.list_users().unwrap().len(), 1);
+            assert_eq!(s.audit_log().unwrap().len(), 1);
+        });
     }
 
     #[test]
     fn a_new_password_bumps_the_version_unless_sessions_are_kept() {
-        let (s, _dir) = store();
-        s.create_user("u1", "alice", "old", 1, &cli()).unwrap();
-        let passwd = AuditEntry {
-            action: "user.passwd",
-            ..cli()
-        };
-        assert_eq!(s.set_password("alice", "new", true, 2, &passwd), Ok(2));
-        assert_eq!(s.user_for_login("alice").unwrap().unwrap().1, "new");
-        assert_eq!(s.set_password("alice", "newer", false, 3, &passwd), Ok(2));
-        assert_eq!(s.user_for_login("alice").unwrap().unwrap().1, "newer");
-        assert_eq!(
-            s.set_password("bob", "x", true, 4, &passwd),
-            Err(StoreError::NotFound)
-        );
-        let log = s.audit_log().unwrap();
-        assert_eq!(log.len(), 3);
-        assert_eq!(
-            (log[1].action.as_str(), log[1].detail.as_str()),
-            ("user.passwd", "session_version=2")
-        );
-        assert_eq!(log[2].detail, "sessions kept");
+        on_each_backend(|s| {
+            s.create_user("u1", "alice", "old", 1, &cli()).unwrap();
+            let passwd = AuditEntry {
+                action: "user.passwd",
+                ..cli()
+            };
+            assert_eq!(s.set_password("alice", "new", true, 2, &passwd), Ok(2));
+            assert_eq!(s.user_for_login("alice").unwrap().unwrap().1, "new");
+            assert_eq!(s.set_password("alice", "newer", false, 3, &passwd), Ok(2));
+            assert_eq!(s.user_for_login("alice").unwrap().unwrap().1, "newer");
+            assert_eq!(
+                s.set_password("bob", "x", true, 4, &passwd),
+                Err(StoreError::NotFound)
+            );
+            let log = s.audit_log().unwrap();
+            assert_eq!(log.len(), 3);
+            assert_eq!(
+                (log[1].action.as_str(), log[1].detail.as_str()),
+                ("user.passwd", "session_version=2")
+            );
+            assert_eq!(log[2].detail, "sessions kept");
+        });
     }
 
     #[test]
     fn deleting_a_user_removes_their_tokens_and_keeps_the_audit() {
-        let (s, _dir) = store();
-        s.create_user("u1", "alice", "phc", 1, &cli()).unwrap();
-        let hash = crate::auth::token::hash("aps_test");
-        s.insert_token(
-            &crate::db::NewToken {
-                hash: &hash,
-                id: "tok_1",
-                kind: crate::auth::token::Kind::Session,
-                user_id: "u1",
-                name: None,
-                prefix: "aps_test",
-                created_at: 1,
-                expires_at: Some(1_000),
-            },
-            None,
-        )
-        .unwrap();
-        let delete = AuditEntry {
-            action: "user.delete",
-            ..cli()
-        };
-        assert_eq!(s.delete_user("alice", 2, &delete).unwrap().id, "u1");
-        assert_eq!(s.lookup_token(&hash).unwrap(), None);
-        assert_eq!(s.user_by_username("alice").unwrap(), None);
-        assert_eq!(
-            s.delete_user("alice", 3, &delete),
-            Err(StoreError::NotFound)
-        );
-        let log = s.audit_log().unwrap();
-        assert_eq!(log.len(), 2);
-        assert_eq!(
-            (log[1].action.as_str(), log[1].detail.as_str()),
-            ("user.delete", "id=u1")
-        );
-        // The name is free again, for a new user with a new id.
-        s.create_user("u2", "alice", "phc", 4, &cli()).unwrap();
+        on_each_backend(|s| {
+            s.create_user("u1", "alice", "phc", 1, &cli()).unwrap();
+            let hash = crate::auth::token::hash("aps_test");
+            s.insert_token(
+                &crate::db::NewToken {
+                    hash: &hash,
+                    id: "tok_1",
+                    kind: crate::auth::token::Kind::Session,
+                    user_id: "u1",
+                    name: None,
+                    prefix: "aps_test",
+                    created_at: 1,
+                    expires_at: Some(1_000),
+                },
+                None,
+            )
+            .unwrap();
+            let delete = AuditEntry {
+                action: "user.delete",
+                ..cli()
+            };
+            assert_eq!(s.delete_user("alice", 2, &delete).unwrap().id, "u1");
+            assert_eq!(s.lookup_token(&hash).unwrap(), None);
+            assert_eq!(s.user_by_username("alice").unwrap(), None);
+            assert_eq!(
+                s.delete_user("alice", 3, &delete),
+                Err(StoreError::NotFound)
+            );
+            let log = s.audit_log().unwrap();
+            assert_eq!(log.len(), 2);
+            assert_eq!(
+                (log[1].action.as_str(), log[1].detail.as_str()),
+                ("user.delete", "id=u1")
+            );
+            // The name is free again, for a new user with a new id.
+            s.create_user("u2", "alice", "phc", 4, &cli()).unwrap();
+        });
     }
 
     #[test]
     fn a_secret_is_created_once_and_then_kept() {
-        let (s, _dir) = store();
-        let first = s.secret("csrf").unwrap();
-        assert_eq!(first.len(), 32);
-        assert_eq!(s.secret("csrf").unwrap(), first);
-        assert_ne!(s.secret("other").unwrap(), first);
+        on_each_backend(|s| {
+            let first = s.secret("csrf").unwrap();
+            assert_eq!(first.len(), 32);
+            assert_eq!(s.secret("csrf").unwrap(), first);
+            assert_ne!(s.secret("other").unwrap(), first);
+        });
     }
 
     #[test]
     fn bumping_the_version_counts_up_and_is_audited() {
-        let (s, _dir) = store();
-        s.create_user("u1", "alice", "phc", 1, &cli()).unwrap();
-        let bump = AuditEntry {
-            action: "user.revoke_all",
-            ..cli()
-        };
-        assert_eq!(s.bump_session_version("u1", 5, &bump), Ok(2));
-        assert_eq!(s.bump_session_version("u1", 6, &bump), Ok(3));
-        assert_eq!(
-            s.bump_session_version("nobody", 7, &bump),
-            Err(StoreError::NotFound)
-        );
-        let log = s.audit_log().unwrap();
-        assert_eq!(log.len(), 3);
-        assert_eq!(log[2].detail, "session_version=3");
+        on_each_backend(|s| {
+            s.create_user("u1", "alice", "phc", 1, &cli()).unwrap();
+            let bump = AuditEntry {
+                action: "user.revoke_all",
+                ..cli()
+            };
+            assert_eq!(s.bump_session_version("u1", 5, &bump), Ok(2));
+            assert_eq!(s.bump_session_version("u1", 6, &bump), Ok(3));
+            assert_eq!(
+                s.bump_session_version("nobody", 7, &bump),
+                Err(StoreError::NotFound)
+            );
+            let log = s.audit_log().unwrap();
+            assert_eq!(log.len(), 3);
+            assert_eq!(log[2].detail, "session_version=3");
+        });
     }
 }

@@ -120,10 +120,15 @@ pub fn logout_submit(app: &App, req: &Req) -> Result<Reply, Error> {
 /// Revokes the session in the cookie, if it holds a live one.
 fn sign_out(app: &App, req: &Req) -> Result<(), Error> {
     if let Some(Ok(presented)) = req.session_cookie() {
-        if let Ok((record, hash)) = app.live_token(presented, app.now()) {
-            if record.kind == token::Kind::Session {
-                app.revoke(&hash)?;
+        match app.live_token(presented, app.now()) {
+            Ok((record, hash)) => {
+                if record.kind == token::Kind::Session {
+                    app.revoke(&hash)?;
+                }
             }
+            Err(Error::InvalidToken(_)) => {}
+            // The database could not say: not "signed out" while the session may live.
+            Err(other) => return Err(other),
         }
     }
     Ok(())
@@ -297,11 +302,9 @@ pub fn error_page(e: &Error) -> Reply {
         escape(&e.message())
     );
     let page = html_page(e.status(), "appliance", &body);
-    match e {
-        Error::TooManyRequests { retry_after_secs } => {
-            page.header("Retry-After", retry_after_secs.to_string())
-        }
-        _ => page,
+    match e.retry_after() {
+        Some(secs) => page.header("Retry-After", secs.to_string()),
+        None => page,
     }
 }
 

@@ -236,8 +236,10 @@ fn handle(app: &App, mut rq: tiny_http::Request) {
 /// Errors on the browser pages are HTML pages (the route table says which); everywhere
 /// else the contract's JSON.
 fn error_reply(page: bool, e: &crate::error::Error) -> Reply {
-    if let crate::error::Error::Internal(detail) = e {
-        log::event(log::Level::Error, detail);
+    match e {
+        crate::error::Error::Internal(detail) => log::event(log::Level::Error, detail),
+        crate::error::Error::Unavailable(detail) => log::event(log::Level::Warn, detail),
+        _ => {}
     }
     if page {
         match e {

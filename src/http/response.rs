@@ -95,13 +95,15 @@ impl Reply {
                 };
                 Reply::json(401, Value::Null).header("WWW-Authenticate", challenge)
             }
-            Error::TooManyRequests { retry_after_secs } => {
-                Reply::json(429, Value::Null).header("Retry-After", retry_after_secs.to_string())
-            }
             Error::MethodNotAllowed(methods) => {
                 Reply::json(405, Value::Null).header("Allow", *methods)
             }
-            _ => Reply::json(e.status(), Value::Null),
+            _ => match e.retry_after() {
+                Some(secs) => {
+                    Reply::json(e.status(), Value::Null).header("Retry-After", secs.to_string())
+                }
+                None => Reply::json(e.status(), Value::Null),
+            },
         };
         reply.status = e.status();
         reply.body = Body::Json(body);

@@ -407,7 +407,7 @@ fn the_readme_settings_table_lists_every_serve_flag() {
         let Some(env) = entry
             .split("[env: ")
             .nth(1)
-            .and_then(|e| e.split('=').next())
+            .and_then(|e| e.split(['=', ']']).next())
         else {
             continue; // --help, --version
         };

@@ -14,6 +14,7 @@ mod nginx;
 mod oauth;
 mod openapi;
 mod ops;
+mod replicas;
 mod security;
 mod signed;
 mod skips;

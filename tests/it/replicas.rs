@@ -1,0 +1,635 @@
+//! Several `serve` replicas on one PostgreSQL database behave as one appliance: a
+//! revocation on one holds on the others, renewals and sliding are decided once,
+//! the client fails over when a replica dies, and a database outage is a 503 (never a
+//! 200 for a token) that heals by itself. Each test gets a fresh database on the
+//! server named by `APPLIANCE_TEST_PG_URL`; without it they say once that they skipped.
+
+use std::io::Write;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+const URL_ENV: &str = "APPLIANCE_TEST_PG_URL";
+
+/// A fresh database, dropped with this.
+pub struct PgDb {
+    admin_url: String,
+    name: String,
+    /// `postgres://…/<name>` on the server itself.
+    pub url: String,
+}
+
+impl PgDb {
+    /// A new empty database, or `None` (after one skip line) without a server.
+    pub fn new() -> Option<PgDb> {
+        let Ok(admin_url) = std::env::var(URL_ENV) else {
+            static SAID: Once = Once::new();
+            SAID.call_once(|| {
+                // Straight to the stream: libtest captures print!/eprint! of passing tests.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED the PostgreSQL replica tests: set {URL_ENV} (for example {URL_ENV}=postgres://postgres@127.0.0.1:5432/postgres) to run them"
+                );
+            });
+            return None;
+        };
+        let mut rnd = [0u8; 8];
+        getrandom::fill(&mut rnd).unwrap();
+        let name = format!(
+            "appliance_it_{}",
+            rnd.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        let mut c = postgres::Client::connect(&admin_url, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("{URL_ENV}: cannot connect: {e}"));
+        c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        let url = Self::on(&admin_url, None, &name);
+        Some(PgDb {
+            admin_url,
+            name,
+            url,
+        })
+    }
+
+    /// The URL of this database through `host:port` (a proxy) instead.
+    pub fn via(&self, place: &str) -> String {
+        Self::on(&self.admin_url, Some(place), &self.name)
+    }
+
+    fn on(admin_url: &str, place: Option<&str>, name: &str) -> String {
+        let (base, query) = admin_url.split_once('?').unwrap_or((admin_url, ""));
+        let (scheme, rest) = base.split_once("://").unwrap();
+        let authority = rest.split('/').next().unwrap();
+        let authority = match (place, authority.rsplit_once('@')) {
+            (Some(p), Some((user, _))) => format!("{user}@{p}"),
+            (Some(p), None) => p.to_string(),
+            (None, _) => authority.to_string(),
+        };
+        let q = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{query}")
+        };
+        format!("{scheme}://{authority}/{name}{q}")
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&self.admin_url, postgres::NoTls) {
+            let _ = c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+/// `serve` on the PostgreSQL database at `url`.
+fn replica(url: &str, args: &[&str]) -> Server {
+    Server::start_on(tempfile::tempdir().unwrap(), PathBuf::from(url), args)
+}
+
+/// A TCP proxy on loopback to PostgreSQL that can be cut (every connection closed,
+/// new ones refused) and restored: an outage without stopping the shared server.
+struct Proxy {
+    place: String,
+    cut: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    fn to(upstream: &str) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let place = listener.local_addr().unwrap().to_string();
+        let cut = Arc::new(AtomicBool::new(false));
+        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (upstream, c, o) = (upstream.to_string(), Arc::clone(&cut), Arc::clone(&open));
+        std::thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                if c.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection closes at once
+                }
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let mut open = o.lock().unwrap();
+                open.push(client.try_clone().unwrap());
+                open.push(server.try_clone().unwrap());
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Proxy { place, cut, open }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+fn pg_place() -> String {
+    let url = std::env::var(URL_ENV).unwrap();
+    let c: postgres::Config = url.parse().unwrap();
+    let host = match c.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".into(),
+    };
+    format!("{host}:{}", c.get_ports().first().copied().unwrap_or(5432))
+}
+
+fn three(db: &PgDb, args: &[&str]) -> [Server; 3] {
+    let a = replica(&db.url, args);
+    let b = replica(&db.url, args);
+    let c = replica(&db.url, args);
+    [a, b, c]
+}
+
+#[test]
+fn a_revocation_on_one_replica_is_refused_by_the_next_request_on_the_others() {
+    let Some(db) = PgDb::new() else { return };
+    let [a, b, c] = three(&db, &[]);
+    a.add_user("alice");
+    let session = b.login("alice");
+    let pat = c.new_pat(&session, r#"{"name":"ci"}"#);
+    for s in [&a, &b, &c] {
+        assert_eq!(get(&s.url("/api/userinfo"), Some(&session)).status, 200);
+        assert_eq!(get(&s.url("/api/userinfo"), Some(&pat)).status, 200);
+    }
+    let r = post_json(&a.url("/api/logout"), Some(&session), "");
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = post_form(&a.url("/oauth/revoke"), None, &format!("token={pat}"));
+    assert_eq!(r.status, 200, "{}", r.text);
+    for s in [&b, &c, &a] {
+        assert_invalid_token(&get(&s.url("/api/userinfo"), Some(&session)), "revoked");
+        assert_invalid_token(&get(&s.url("/api/userinfo"), Some(&pat)), "revoked");
+    }
+    // The admin CLI works on the same database by its URL, and sees one audit trail.
+    let out = a.admin(&["audit", "--json"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("user.add"), "{}", stdout(&out));
+}
+
+#[test]
+fn concurrent_renews_spread_over_three_replicas_extend_once() {
+    let Some(db) = PgDb::new() else { return };
+    let replicas = three(
+        &db,
+        &["--pat-lifetime", "10d", "--pat-renew-threshold", "9d"],
+    );
+    replicas[0].add_user("alice");
+    let session = replicas[0].login("alice");
+    let pat = replicas[1].new_pat(&session, r#"{"name":"due","expires_in_days":5}"#);
+    let answers: Vec<Resp> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let (url, pat) = (replicas[i % 3].url("/api/tokens/current/renew"), &pat);
+                scope.spawn(move || {
+                    request(
+                        "POST",
+                        &url,
+                        &[("Authorization", &format!("Bearer {pat}"))],
+                        b"",
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(answers.iter().all(|a| a.status == 200), "{answers:?}");
+    let renewed = answers.iter().filter(|a| a.json["renewed"] == true).count();
+    assert_eq!(renewed, 1, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.json["expires_at"] == answers[0].json["expires_at"]),
+        "{answers:?}"
+    );
+}
+
+fn counter(s: &Server, name: &str) -> u64 {
+    let text = get(&s.url("/metrics"), None).text;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn sliding_across_replicas_writes_at_most_once_per_slack() {
+    let Some(db) = PgDb::new() else { return };
+    // A 100 s window: the slack (1% of it) is 1 s.
+    let replicas = three(&db, &["--session-window", "100s"]);
+    replicas[0].add_user("alice");
+    let session = replicas[0].login("alice");
+    let urls: Vec<String> = replicas.iter().map(|s| s.url("/api/userinfo")).collect();
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for t in 0..3 {
+            let (urls, session) = (&urls, &session);
+            scope.spawn(move || {
+                let mut i = t;
+                while started.elapsed() < Duration::from_millis(2_500) {
+                    let r = get(&urls[i % 3], Some(session));
+                    assert_eq!(r.status, 200, "{}", r.text);
+                    i += 1;
+                }
+            });
+        }
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let written: u64 = replicas
+        .iter()
+        .map(|s| counter(s, "appliance_session_extensions_written_total"))
+        .sum();
+    let skipped: u64 = replicas
+        .iter()
+        .map(|s| counter(s, "appliance_session_extensions_skipped_total"))
+        .sum();
+    assert!(skipped > 10, "only {skipped} reads skipped the write");
+    assert!(
+        written as f64 <= elapsed.ceil() + 1.0,
+        "{written} writes in {elapsed:.1}s with a 1 s slack"
+    );
+}
+
+#[test]
+fn the_client_fails_over_when_a_replica_is_killed_during_a_login_stream() {
+    let Some(db) = PgDb::new() else { return };
+    let [a, b, c] = three(&db, &[]);
+    a.add_user("alice");
+    let urls = format!("{},{},{}", a.base, b.base, c.base);
+    let config = tempfile::tempdir().unwrap();
+    let login = || {
+        run_with(
+            appliance()
+                .env("APPLIANCE_CONFIG_DIR", config.path())
+                .args([
+                    "login",
+                    "--server-url",
+                    &urls,
+                    "--username",
+                    "alice",
+                    "--password-stdin",
+                ]),
+            &format!("{PASSWORD}\n"),
+        )
+    };
+    let mut a = Some(a);
+    for i in 0..6 {
+        if i == 2 {
+            // SIGKILL: no goodbye, the client finds a dead port.
+            let mut gone = a.take().unwrap();
+            gone.child.kill().unwrap();
+            gone.child.wait().unwrap();
+        }
+        let out = login();
+        assert!(out.status.success(), "login {i}: {}", stderr(&out));
+        let who = run_with(
+            appliance()
+                .env("APPLIANCE_CONFIG_DIR", config.path())
+                .arg("whoami"),
+            "",
+        );
+        assert!(who.status.success(), "whoami {i}: {}", stderr(&who));
+        if i >= 2 {
+            assert!(stdout(&who).contains(&b.base), "{}", stdout(&who));
+        }
+    }
+    let _ = c;
+}
+
+#[test]
+fn a_database_outage_is_503_never_200_and_service_resumes_by_itself() {
+    let Some(db) = PgDb::new() else { return };
+    let proxy = Proxy::to(&pg_place());
+    let via = db.via(&proxy.place);
+    let a = replica(&via, &[]);
+    let b = replica(&db.url, &[]);
+    a.add_user("alice");
+    let session = a.login("alice");
+    assert_eq!(get(&a.url("/api/userinfo"), Some(&session)).status, 200);
+
+    proxy.cut();
+    for _ in 0..3 {
+        let r = get(&a.url("/api/userinfo"), Some(&session));
+        assert_error(&r, 503, "unavailable");
+        assert!(r.header("Retry-After").is_some(), "{r:?}");
+        assert_error(&get(&a.url("/healthz"), None), 503, "unavailable");
+        let r = post_json(
+            &a.url("/api/login"),
+            None,
+            &format!(r#"{{"username":"alice","password":"{PASSWORD}"}}"#),
+        );
+        assert_ne!(r.status, 200, "{}", r.text);
+    }
+    // A revocation elsewhere while the replica is cut off holds when it returns.
+    assert_eq!(
+        post_json(&b.url("/api/logout"), Some(&session), "").status,
+        204
+    );
+
+    proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = get(&a.url("/healthz"), None);
+        if r.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no recovery: {}", r.text);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_invalid_token(&get(&a.url("/api/userinfo"), Some(&session)), "revoked");
+    let fresh = a.login("alice");
+    assert_eq!(get(&a.url("/api/userinfo"), Some(&fresh)).status, 200);
+}
+
+#[test]
+fn serve_gives_up_on_an_unreachable_database_with_a_sentence_and_no_password() {
+    let started = Instant::now();
+    let out = run(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            "postgres://app:hunter2@127.0.0.1:1/appliance?connect_timeout=1",
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(started.elapsed() >= Duration::from_secs(25));
+    let err = stderr(&out);
+    assert!(err.contains("127.0.0.1:1"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[test]
+fn help_and_errors_never_print_the_database_password() {
+    for args in [
+        &["serve", "--help"][..],
+        &["admin", "user", "list", "--help"],
+        &["admin", "audit", "--help"],
+    ] {
+        let out = run_with(
+            appliance()
+                .env(
+                    "APPLIANCE_DB",
+                    "postgres://app:hunter2@127.0.0.1:1/appliance",
+                )
+                .args(args),
+            "",
+        );
+        assert!(out.status.success());
+        assert!(!stdout(&out).contains("hunter2"), "{}", stdout(&out));
+    }
+    let out = run_with(
+        appliance()
+            .env(
+                "APPLIANCE_DB",
+                "postgres://app:hunter2@127.0.0.1:1/appliance?sslmode=verify-ca",
+            )
+            .args(["admin", "user", "list"]),
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("app:***@127.0.0.1:1"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("hunter2"), "{}", stderr(&out));
+}
+
+#[test]
+fn admin_backup_on_postgres_points_at_pg_dump() {
+    let out = run(
+        &[
+            "admin",
+            "backup",
+            "/nonexistent/copy.db",
+            "--db",
+            "postgres://app:hunter2@127.0.0.1:1/appliance",
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("pg_dump"), "{}", stderr(&out));
+}
+
+#[test]
+fn every_admin_command_works_on_a_postgres_url() {
+    let Some(db) = PgDb::new() else { return };
+    let admin = |args: &[&str], stdin: &str| {
+        let mut all = vec!["admin"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--db", &db.url]);
+        let out = run(&all, stdin);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    admin(
+        &["user", "add", "alice", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    );
+    admin(
+        &["user", "add", "bob", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(admin(&["user", "list"], "").contains("bob"));
+    let pat = admin(&["token", "create", "--user", "alice", "--name", "ci"], "");
+    let pat = pat.trim();
+    let s = replica(&db.url, &[]);
+    assert_eq!(get(&s.url("/api/userinfo"), Some(pat)).status, 200);
+    assert_eq!(
+        admin(&["revoke", "--token", "-"], &format!("{pat}\n")).trim(),
+        "Token revoked."
+    );
+    assert_invalid_token(&get(&s.url("/api/userinfo"), Some(pat)), "revoked");
+    let session = s.login("bob");
+    admin(&["revoke", "--user", "bob"], "");
+    assert_invalid_token(&get(&s.url("/api/userinfo"), Some(&session)), "stale");
+    let seeded = admin(
+        &["seed", "--user", "bob", "--count", "50", "--print", "2"],
+        "",
+    );
+    assert_eq!(seeded.lines().count(), 2);
+    let audit = admin(&["audit"], "");
+    for action in [
+        "user.add",
+        "token.create",
+        "token.revoke",
+        "user.revoke_all",
+    ] {
+        assert!(audit.contains(action), "{audit}");
+    }
+    let out = run(
+        &[
+            "admin",
+            "user",
+            "add",
+            "alice",
+            "--password-stdin",
+            "--db",
+            &db.url,
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a duplicate is refused: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_sqlite_database_moves_to_postgres_with_every_token_still_working() {
+    let Some(db) = PgDb::new() else { return };
+    let old = Server::start(&[]);
+    old.add_user("alice");
+    let session = old.login("alice");
+    let pat = old.new_pat(&session, r#"{"name":"ci"}"#);
+    let doomed = old.new_pat(&session, r#"{"name":"doomed"}"#);
+    let r = post_form(&old.url("/oauth/revoke"), None, &format!("token={doomed}"));
+    assert_eq!(r.status, 200);
+    let (_dir, file) = old.kill_and_keep();
+    let file = file.to_str().unwrap();
+
+    let out = run(&["admin", "migrate-to", &db.url, "--db", file], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Copied 1 users, 3 tokens"),
+        "{}",
+        stdout(&out)
+    );
+
+    let new = replica(&db.url, &[]);
+    assert_eq!(get(&new.url("/api/userinfo"), Some(&session)).status, 200);
+    assert_eq!(get(&new.url("/api/userinfo"), Some(&pat)).status, 200);
+    assert_invalid_token(&get(&new.url("/api/userinfo"), Some(&doomed)), "revoked");
+    new.login("alice");
+    let audit = stdout(&new.admin(&["audit"], ""));
+    assert!(
+        audit.contains("user.add") && audit.contains("db.migrate_to"),
+        "{audit}"
+    );
+
+    // Into a database that already has data: refused, nothing written.
+    let again = run(&["admin", "migrate-to", &db.url, "--db", file], "");
+    assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
+    assert!(stderr(&again).contains("empty"), "{}", stderr(&again));
+}
+
+#[test]
+fn throttling_counts_failures_across_replicas() {
+    let Some(db) = PgDb::new() else { return };
+    let replicas = three(&db, &[]);
+    replicas[0].add_user("alice");
+    let wrong = r#"{"username":"alice","password":"wrong-password-1"}"#;
+    for i in 0..10 {
+        let r = post_json(&replicas[i % 3].url("/api/login"), None, wrong);
+        assert_error(&r, 401, "invalid_credentials");
+    }
+    for s in &replicas {
+        let r = post_json(&s.url("/api/login"), None, wrong);
+        assert_error(&r, 429, "too_many_requests");
+        assert!(r.header("Retry-After").is_some());
+        // The right password too: the username is locked for the window.
+        let r = post_json(
+            &s.url("/api/login"),
+            None,
+            &format!(r#"{{"username":"alice","password":"{PASSWORD}"}}"#),
+        );
+        assert_eq!(r.status, 429, "{}", r.text);
+    }
+}
+
+#[test]
+fn an_unreadable_password_file_is_named_and_nothing_is_tried() {
+    let out = run_with(
+        appliance()
+            .env(
+                "APPLIANCE_DB_PASSWORD_FILE",
+                "/nonexistent/appliance-db-password",
+            )
+            .args([
+                "admin",
+                "user",
+                "list",
+                "--db",
+                "postgres://app@127.0.0.1:1/appliance",
+            ]),
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("/nonexistent/appliance-db-password")
+            && err.contains("APPLIANCE_DB_PASSWORD_FILE"),
+        "{err}"
+    );
+}
+
+#[test]
+fn signed_tokens_and_refresh_rotation_hold_across_replicas() {
+    let Some(db) = PgDb::new() else { return };
+    // One public URL for all three, as the README's setup gives them.
+    let replicas = three(&db, &["--issuer", "https://auth.example.com"]);
+    replicas[0].add_user("alice");
+    let grant = post_form(
+        &replicas[0].url("/oauth/token"),
+        None,
+        &format!("grant_type=password&username=alice&password={PASSWORD}"),
+    );
+    assert_eq!(grant.status, 200, "{}", grant.text);
+    let access = grant.json["access_token"].as_str().unwrap().to_string();
+    let refresh = grant.json["refresh_token"].as_str().unwrap().to_string();
+    // Minted on A, accepted on B and C: one key, in the database.
+    for s in &replicas[1..] {
+        assert_eq!(get(&s.url("/api/userinfo"), Some(&access)).status, 200);
+    }
+    // 6 refreshes of one token spread over the three: one rotates.
+    let urls: Vec<String> = replicas.iter().map(|s| s.url("/oauth/token")).collect();
+    let answers: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..6)
+            .map(|i| {
+                let (url, refresh) = (&urls[i % 3], &refresh);
+                scope.spawn(move || {
+                    post_form(
+                        url,
+                        None,
+                        &format!("grant_type=refresh_token&refresh_token={refresh}"),
+                    )
+                    .status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        answers.iter().filter(|s| **s == 200).count(),
+        1,
+        "{answers:?}"
+    );
+    // The reuse revoked the family everywhere, so its access token is refused too.
+    for s in &replicas {
+        assert_eq!(get(&s.url("/api/userinfo"), Some(&access)).status, 401);
+    }
+}
