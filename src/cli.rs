@@ -199,9 +199,17 @@ pub struct ServeArgs {
         value_name = "LIST"
     )]
     pub trusted_proxies: String,
-    /// HTTP worker threads (default: 4 per core, at least 8, plus one per login that may wait for hashing).
+    /// Accepted for compatibility and otherwise ignored: each connection's thread serves its own requests (see --max-connections), and --db-pool-size sizes the database pool.
     #[arg(long, env = "APPLIANCE_WORKERS", value_name = "N")]
     pub workers: Option<String>,
+    /// Client connections served at once; beyond it new ones wait in the kernel's backlog.
+    #[arg(
+        long,
+        env = "APPLIANCE_MAX_CONNECTIONS",
+        default_value = "1024",
+        value_name = "N"
+    )]
+    pub max_connections: String,
     /// Threads that hash passwords with Argon2id (default: cores - 1, at least 1).
     #[arg(long, env = "APPLIANCE_LOGIN_WORKERS", value_name = "N")]
     pub login_workers: Option<String>,
@@ -213,7 +221,7 @@ pub struct ServeArgs {
         value_name = "DURATION"
     )]
     pub purge_after: String,
-    /// A connection that sends nothing (or takes nothing) for this long is dropped.
+    /// A request has this long, from its first byte, to arrive in full; an idle keep-alive connection is closed after it; each write waits at most this long.
     #[arg(
         long,
         env = "APPLIANCE_CLIENT_TIMEOUT",

@@ -24,7 +24,9 @@ pub struct Config {
     pub login_max_failures_user: u32,
     pub login_max_failures_addr: u32,
     pub trusted_proxies: Vec<Cidr>,
+    /// Only sizes the database pool now (connections serve their own requests).
     pub workers: usize,
+    pub max_connections: usize,
     pub login_workers: usize,
     /// Logins that may wait for a hashing thread; more get 429.
     pub login_queue: usize,
@@ -53,19 +55,16 @@ impl Config {
             Some(s) => count_flag("--login-workers", s, 1, 256)? as usize,
             None => cores.saturating_sub(1).max(1),
         };
-        // Logins waiting for a hashing thread hold an HTTP worker each; by default the
-        // workers are sized so that 4 per core (at least 8) always stay free to
-        // validate tokens, whatever a login storm does.
+        // Logins waiting for a hashing thread are bounded; past the queue they get 429.
+        // (Each waits on its own connection's thread, so validation is never behind
+        // them.)
         let login_queue = (8 * login_workers).max(16);
-        let (workers, login_queue) = match &a.workers {
-            Some(s) => {
-                let w = count_flag("--workers", s, 1, 4096)? as usize;
-                (w, login_queue.min(w / 2).max(1))
-            }
-            None => (
-                (4 * cores).max(8) + login_workers + login_queue,
-                login_queue,
-            ),
+        // --workers no longer sizes anything (each connection's thread answers its own
+        // requests; --db-pool-size sizes the pool); it is still accepted and checked, so
+        // existing command lines keep working.
+        let workers = match &a.workers {
+            Some(s) => count_flag("--workers", s, 1, 4096)? as usize,
+            None => (4 * cores).max(8) + login_workers + login_queue,
         };
         let config = Config {
             listen: listen_flag(&a.listen)?,
@@ -90,6 +89,8 @@ impl Config {
             )? as u32,
             trusted_proxies: parse_cidrs(&a.trusted_proxies)?,
             workers,
+            max_connections: count_flag("--max-connections", &a.max_connections, 1, 1 << 20)?
+                as usize,
             login_workers,
             login_queue,
             purge_after_ms: duration_flag("--purge-after", &a.purge_after)?,

@@ -57,8 +57,15 @@ pub enum Error {
     InvalidCredentials,
     Forbidden(String),
     NotFound,
-    MethodNotAllowed,
+    /// With the methods the path answers (the `Allow` header).
+    MethodNotAllowed(&'static str),
     PayloadTooLarge(u64),
+    /// The HTTP layer's own refusals (then the connection closes).
+    RequestTimeout,
+    ExpectationFailed,
+    UriTooLong,
+    HeaderFieldsTooLarge,
+    HttpVersionNotSupported,
     TooManyRequests {
         retry_after_secs: u64,
     },
@@ -80,9 +87,14 @@ impl Error {
             Error::InvalidToken(_) | Error::InvalidCredentials => 401,
             Error::Forbidden(_) => 403,
             Error::NotFound => 404,
-            Error::MethodNotAllowed => 405,
+            Error::MethodNotAllowed(_) => 405,
+            Error::RequestTimeout => 408,
             Error::PayloadTooLarge(_) => 413,
+            Error::UriTooLong => 414,
+            Error::ExpectationFailed => 417,
             Error::TooManyRequests { .. } => 429,
+            Error::HeaderFieldsTooLarge => 431,
+            Error::HttpVersionNotSupported => 505,
             Error::Internal(_) => 500,
             Error::Unavailable(_) => 503,
         }
@@ -96,8 +108,13 @@ impl Error {
             Error::InvalidCredentials => "invalid_credentials",
             Error::Forbidden(_) => "forbidden",
             Error::NotFound => "not_found",
-            Error::MethodNotAllowed => "method_not_allowed",
+            Error::MethodNotAllowed(_) => "method_not_allowed",
             Error::PayloadTooLarge(_) => "payload_too_large",
+            Error::RequestTimeout => "request_timeout",
+            Error::ExpectationFailed => "expectation_failed",
+            Error::UriTooLong => "uri_too_long",
+            Error::HeaderFieldsTooLarge => "request_header_fields_too_large",
+            Error::HttpVersionNotSupported => "http_version_not_supported",
             Error::TooManyRequests { .. } => "too_many_requests",
             Error::Internal(_) => "internal",
             Error::Unavailable(_) => "unavailable",
@@ -120,9 +137,20 @@ impl Error {
             .to_string(),
             Error::InvalidCredentials => "Invalid username or password.".to_string(),
             Error::NotFound => "No such resource.".to_string(),
-            Error::MethodNotAllowed => "This method is not allowed on this path.".to_string(),
+            Error::MethodNotAllowed(_) => "This method is not allowed on this path.".to_string(),
             Error::PayloadTooLarge(limit) => {
                 format!("The request body is larger than the limit of {limit} bytes.")
+            }
+            Error::RequestTimeout => {
+                "The request did not arrive in full within the client timeout.".to_string()
+            }
+            Error::ExpectationFailed => "Only Expect: 100-continue is supported.".to_string(),
+            Error::UriTooLong => "The request line is longer than 8 KiB.".to_string(),
+            Error::HeaderFieldsTooLarge => {
+                "The header section is over 16 KiB or 100 fields.".to_string()
+            }
+            Error::HttpVersionNotSupported => {
+                "Only HTTP/1.0 and HTTP/1.1 are supported.".to_string()
             }
             Error::TooManyRequests { retry_after_secs } => {
                 format!("Too many attempts; retry in {retry_after_secs} seconds.")
@@ -155,8 +183,13 @@ impl Error {
             Error::InvalidCredentials,
             Error::Forbidden("x".into()),
             Error::NotFound,
-            Error::MethodNotAllowed,
+            Error::MethodNotAllowed("GET, HEAD"),
             Error::PayloadTooLarge(1),
+            Error::RequestTimeout,
+            Error::ExpectationFailed,
+            Error::UriTooLong,
+            Error::HeaderFieldsTooLarge,
+            Error::HttpVersionNotSupported,
             Error::TooManyRequests {
                 retry_after_secs: 3,
             },
@@ -222,13 +255,19 @@ mod tests {
                 (404, "not_found"),
                 (405, "method_not_allowed"),
                 (413, "payload_too_large"),
+                (408, "request_timeout"),
+                (417, "expectation_failed"),
+                (414, "uri_too_long"),
+                (431, "request_header_fields_too_large"),
+                (505, "http_version_not_supported"),
                 (429, "too_many_requests"),
                 (500, "internal"),
                 (503, "unavailable"),
             ]
         );
         let retry: Vec<Option<u64>> = Error::all().iter().map(Error::retry_after).collect();
-        let mut expected = vec![None; 10];
+        // Only 429 and 503 say when to come back (the table's last three rows).
+        let mut expected = vec![None; table.len() - 3];
         expected.extend([Some(3), None, Some(2)]);
         assert_eq!(retry, expected);
     }

@@ -5,32 +5,19 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// The endpoints metrics are kept for (`other` for everything unrouted).
-pub const ENDPOINTS: &[&str] = &[
-    "login",
-    "logout",
-    "userinfo",
-    "validate",
-    "tokens_create",
-    "tokens_list",
-    "tokens_delete",
-    "tokens_renew",
-    "revoke_all",
-    "introspect",
-    "oauth_revoke",
-    "oauth_token",
-    "oauth_keys",
-    "oauth_metadata",
-    "openapi",
-    "healthz",
-    "metrics",
-    "browser_login",
-    "browser_logout",
-    "other",
-];
-/// Index of `validate` in `ENDPOINTS`.
-const VALIDATE: usize = 3;
+use crate::http::Endpoint;
+
 const CLASSES: &[&str] = &["2xx", "3xx", "4xx", "5xx"];
+/// Requests the HTTP layer refused itself, by kind (the `kind` label).
+pub const REFUSALS: &[&str] = &[
+    "bad_framing",
+    "timeout",
+    "payload_too_large",
+    "uri_too_long",
+    "expectation_failed",
+    "header_fields_too_large",
+    "version_not_supported",
+];
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -38,7 +25,7 @@ const BUCKETS: &[f64] = &[
 
 #[derive(Default)]
 pub struct Metrics {
-    requests: [[AtomicU64; 4]; 20],
+    requests: [[AtomicU64; 4]; Endpoint::ALL.len()],
     latency_buckets: [AtomicU64; 12],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -60,24 +47,21 @@ pub struct Metrics {
     pub login_throttled: AtomicU64,
     pub login_pool_rejected: AtomicU64,
     pub purged_tokens: AtomicU64,
-}
-
-pub fn endpoint_index(name: &str) -> usize {
-    ENDPOINTS
-        .iter()
-        .position(|e| *e == name)
-        .unwrap_or(ENDPOINTS.len() - 1)
+    /// Client connections open right now (a gauge).
+    pub open_connections: AtomicU64,
+    /// Indexed like `REFUSALS`.
+    pub refusals: [AtomicU64; 7],
 }
 
 impl Metrics {
-    pub fn observe(&self, endpoint: usize, status: u16, micros: u64) {
+    pub fn observe(&self, endpoint: Endpoint, status: u16, micros: u64) {
         let class = match status {
             200..=299 => 0,
             300..=399 => 1,
             400..=499 => 2,
             _ => 3,
         };
-        if let Some(row) = self.requests.get(endpoint) {
+        if let Some(row) = self.requests.get(endpoint as usize) {
             row[class].fetch_add(1, Relaxed);
         }
         let secs = micros as f64 / 1e6;
@@ -87,7 +71,7 @@ impl Metrics {
         }
         self.latency_count.fetch_add(1, Relaxed);
         self.latency_sum_us.fetch_add(micros, Relaxed);
-        if endpoint == VALIDATE {
+        if endpoint == Endpoint::Validate {
             if let Some(i) = bucket {
                 self.validate_buckets[i].fetch_add(1, Relaxed);
             }
@@ -104,7 +88,11 @@ impl Metrics {
             "# HELP appliance_requests_total HTTP requests by endpoint and status class."
         );
         let _ = writeln!(out, "# TYPE appliance_requests_total counter");
-        for (e, row) in ENDPOINTS.iter().zip(self.requests.iter()) {
+        for (e, row) in Endpoint::ALL
+            .iter()
+            .map(|e| e.name())
+            .zip(self.requests.iter())
+        {
             for (c, n) in CLASSES.iter().zip(row.iter()) {
                 let _ = writeln!(
                     out,
@@ -199,6 +187,22 @@ impl Metrics {
                 value.load(Relaxed)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP appliance_open_connections Client connections open now.\n# TYPE appliance_open_connections gauge\nappliance_open_connections {}",
+            self.open_connections.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP appliance_http_refusals_total Requests refused by the HTTP layer before routing, by kind.\n# TYPE appliance_http_refusals_total counter"
+        );
+        for (kind, n) in REFUSALS.iter().zip(self.refusals.iter()) {
+            let _ = writeln!(
+                out,
+                "appliance_http_refusals_total{{kind=\"{kind}\"}} {}",
+                n.load(Relaxed)
+            );
+        }
         if let Some((sessions, pats)) = live {
             let _ = writeln!(out, "# HELP appliance_live_tokens Unexpired, unrevoked tokens.\n# TYPE appliance_live_tokens gauge");
             let _ = writeln!(out, "appliance_live_tokens{{kind=\"session\"}} {sessions}");
@@ -233,20 +237,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_endpoint_has_a_row_and_unknown_names_count_as_other() {
+    fn requests_are_counted_per_endpoint_and_class() {
         let m = Metrics::default();
-        assert_eq!(m.requests.len(), ENDPOINTS.len());
-        assert_eq!(ENDPOINTS[VALIDATE], "validate");
-        assert_eq!(endpoint_index("nonsense"), endpoint_index("other"));
-        m.observe(endpoint_index("validate"), 200, 300);
-        m.observe(endpoint_index("validate"), 401, 2_000_000);
+        m.observe(Endpoint::Validate, 200, 300);
+        m.observe(Endpoint::Validate, 401, 2_000_000);
         let text = m.render(Some((3, 1)));
         assert!(text.contains("appliance_requests_total{endpoint=\"validate\",status=\"2xx\"} 1"));
         assert!(text.contains("appliance_requests_total{endpoint=\"validate\",status=\"4xx\"} 1"));
         assert!(text.contains("appliance_request_duration_seconds_bucket{le=\"0.0005\"} 1"));
         assert!(text.contains("appliance_request_duration_seconds_count 2"));
         assert!(text.contains("appliance_live_tokens{kind=\"session\"} 3"));
-        m.observe(endpoint_index("healthz"), 200, 300);
+        m.observe(Endpoint::Healthz, 200, 300);
         let text = m.render(None);
         assert!(text.contains("appliance_request_duration_seconds_count 3"));
         assert!(text.contains("appliance_validate_duration_seconds_bucket{le=\"0.0005\"} 1"));

@@ -33,6 +33,18 @@ pub fn run(args: &ServeArgs) -> u8 {
         }
     };
     log::set_format(config.log_format);
+    // The address first: a port already taken must not leave a new database behind,
+    // nor a "next step" hint for a server that never starts.
+    let listener = match crate::http::bind(
+        &config.listen,
+        Duration::from_millis(config.client_timeout_ms as u64),
+    ) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{e}");
+            return exit::REFUSED;
+        }
+    };
     // Printed instead of the target: a PostgreSQL URL's password never is.
     let shown = text::escape(&redact(&config.db)).to_string();
     let created = !is_postgres(&config.db) && !Path::new(&config.db).exists();
@@ -71,8 +83,8 @@ pub fn run(args: &ServeArgs) -> u8 {
             ),
         );
     }
-    // Logins waiting for a hashing thread are bounded (see Config), so a login storm
-    // can never occupy every worker that validates tokens.
+    // Logins waiting for a hashing thread are bounded (see Config); they wait on their
+    // own connections' threads, never on ones that validate tokens.
     let passwords = match PasswordPool::new(config.login_workers, config.login_queue) {
         Ok(p) => p,
         Err(e) => {
@@ -92,16 +104,6 @@ pub fn run(args: &ServeArgs) -> u8 {
         eprintln!("Cannot make the signing key in {}: {e}.", config.db);
         return exit::REFUSED;
     }
-    let listener = match crate::http::bind(
-        &config.listen,
-        Duration::from_millis(config.client_timeout_ms as u64),
-    ) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("{e}");
-            return exit::REFUSED;
-        }
-    };
     if !config.issuer_given {
         if let Ok(addr) = listener.local_addr() {
             config.issuer = format!("http://{addr}");

@@ -2,7 +2,7 @@
 //!
 //! Hashing is deliberately slow (tens of ms of CPU with OWASP parameters), so it runs on
 //! `--login-workers` threads behind a bounded queue: a login storm can occupy those
-//! threads, never the HTTP workers that validate tokens. When the queue is full the
+//! threads, never the connection threads that validate tokens. When the queue is full the
 //! caller is told to come back later instead of piling up.
 
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
@@ -15,7 +15,7 @@ use argon2::Argon2;
 pub const MIN_PASSWORD_LEN: usize = 8;
 
 /// The nice value of the hashing threads: when the CPU is contended, the scheduler
-/// prefers the HTTP workers (weight 1024 at nice 0 against 110 at nice 10), so a login
+/// prefers the connection threads (weight 1024 at nice 0 against 110 at nice 10), so a login
 /// storm slows logins down rather than token validation. An idle CPU still goes to
 /// logins in full.
 #[cfg(target_os = "linux")]

@@ -183,7 +183,7 @@ pub fn advise(failure: &Failure, ctx: &Context<'_>) -> Advice {
     let urls_from = ctx.urls_from;
     let next = match class {
         Class::Auth if ctx.pat => Some(format!(
-            "The personal access token may be expired or revoked. Store a new one with `appliance login --server-url={url} --token-stdin`."
+            "Session token may be expired. Run `appliance login --server-url={url} --token-stdin` to refresh (the stored token is a personal access token: give it a new one on stdin)."
         )),
         Class::Auth => Some(format!(
             "Session token may be expired. Run `appliance login --server-url={url}` to refresh."
@@ -300,7 +300,7 @@ mod tests {
         assert_eq!(
             a.text,
             "Could not verify your session: 401 Unauthorized: The token has expired.\n\
-             → The personal access token may be expired or revoked. Store a new one with `appliance login --server-url=http://a.example:8080 --token-stdin`."
+             → Session token may be expired. Run `appliance login --server-url=http://a.example:8080 --token-stdin` to refresh (the stored token is a personal access token: give it a new one on stdin)."
         );
         assert_eq!(a.exit_code(), 3);
     }

@@ -4,7 +4,7 @@
 use serde_json::{json, Map, Value};
 
 use super::request::Req;
-use super::response::Reply;
+use super::response::{Body, Reply};
 use crate::app::{self, App, Principal, Slide};
 use crate::auth::token;
 use crate::clock::rfc3339;
@@ -43,14 +43,25 @@ fn authenticate(app: &App, req: &Req) -> Result<Principal, Error> {
     app.authenticate(req.bearer(false)?, Slide::Yes)
 }
 
-fn userinfo_body(p: &Principal) -> Value {
-    json!({
-        "sub": p.record.user_id,
-        "username": p.record.username,
-        "session_version": p.record.user_version,
-        "token_type": p.kind().as_str(),
-        "expires_at": time_or_null(p.expires_at),
-    })
+/// The userinfo/validate body, serialised straight from the record (no `Value` tree:
+/// this is the answer proxies ask for on every request).
+#[derive(serde::Serialize)]
+struct UserInfo<'a> {
+    sub: &'a str,
+    username: &'a str,
+    session_version: i64,
+    token_type: &'static str,
+    expires_at: Option<String>,
+}
+
+fn userinfo_body(p: &Principal) -> UserInfo<'_> {
+    UserInfo {
+        sub: &p.record.user_id,
+        username: &p.record.username,
+        session_version: p.record.user_version,
+        token_type: p.kind().as_str(),
+        expires_at: p.expires_at.map(rfc3339),
+    }
 }
 
 pub fn login(app: &App, req: &Req) -> Result<Reply, Error> {
@@ -77,12 +88,12 @@ pub fn logout(app: &App, req: &Req) -> Result<Reply, Error> {
 
 pub fn userinfo(app: &App, req: &Req) -> Result<Reply, Error> {
     let caller = app.authenticate_any(req.bearer(true)?, Slide::Yes)?;
-    Ok(Reply::json(200, userinfo_body(&caller)))
+    Ok(Reply::json_of(200, &userinfo_body(&caller)))
 }
 
 pub fn validate(app: &App, req: &Req) -> Result<Reply, Error> {
     let caller = app.authenticate_any(req.bearer(true)?, Slide::Yes)?;
-    Ok(Reply::json(200, userinfo_body(&caller))
+    Ok(Reply::json_of(200, &userinfo_body(&caller))
         .header("X-Auth-User", caller.record.username.clone())
         .header("X-Auth-User-Id", caller.record.user_id.clone())
         .header(
@@ -218,9 +229,21 @@ pub fn oauth_revoke(app: &App, req: &Req) -> Result<Reply, Error> {
 }
 
 pub fn openapi() -> Result<Reply, Error> {
-    let doc: Value = serde_json::from_str(include_str!("openapi.json"))
-        .map_err(|e| Error::Internal(format!("openapi.json does not parse: {e}")))?;
-    Ok(Reply::json(200, doc))
+    // Parsed and serialised once, not on every request.
+    static DOC: std::sync::OnceLock<Result<Vec<u8>, String>> = std::sync::OnceLock::new();
+    let doc = DOC.get_or_init(|| {
+        serde_json::from_str::<Value>(include_str!("openapi.json"))
+            .and_then(|doc| serde_json::to_vec(&doc))
+            .map_err(|e| format!("openapi.json does not parse: {e}"))
+    });
+    match doc {
+        Ok(bytes) => Ok(Reply {
+            status: 200,
+            headers: Vec::new(),
+            body: Body::JsonBytes(std::borrow::Cow::Borrowed(bytes)),
+        }),
+        Err(e) => Err(Error::Internal(e.clone())),
+    }
 }
 
 pub fn healthz(app: &App) -> Result<Reply, Error> {

@@ -12,6 +12,8 @@ use crate::error::Error;
 pub enum Body {
     Empty,
     Json(Value),
+    /// JSON already serialised (the OpenAPI document, once; typed bodies).
+    JsonBytes(std::borrow::Cow<'static, [u8]>),
     Html(String),
     Text(String),
 }
@@ -29,6 +31,18 @@ impl Reply {
             status,
             headers: Vec::new(),
             body: Body::Json(body),
+        }
+    }
+    /// A JSON body serialised from a typed value.
+    pub fn json_of<T: serde::Serialize>(status: u16, body: &T) -> Reply {
+        match serde_json::to_vec(body) {
+            Ok(bytes) => Reply {
+                status,
+                headers: Vec::new(),
+                body: Body::JsonBytes(std::borrow::Cow::Owned(bytes)),
+            },
+            // Our own structs of strings and numbers always serialise.
+            Err(e) => Reply::from_error(&Error::Internal(format!("serialising a reply: {e}"))),
         }
     }
     pub fn empty(status: u16) -> Reply {
@@ -81,6 +95,9 @@ impl Reply {
                 };
                 Reply::json(401, Value::Null).header("WWW-Authenticate", challenge)
             }
+            Error::MethodNotAllowed(methods) => {
+                Reply::json(405, Value::Null).header("Allow", *methods)
+            }
             _ => match e.retry_after() {
                 Some(secs) => {
                     Reply::json(e.status(), Value::Null).header("Retry-After", secs.to_string())
@@ -96,12 +113,18 @@ impl Reply {
 
 /// Sends the reply; a client that went away is not an error worth more than a shrug.
 pub fn send(rq: tiny_http::Request, reply: Reply) {
+    let _ = rq.respond(to_response(reply));
+}
+
+/// Status, headers and body bytes of a reply.
+pub fn to_response(reply: Reply) -> Response<Cursor<Vec<u8>>> {
     let (content_type, bytes): (Option<&str>, Vec<u8>) = match reply.body {
         Body::Empty => (None, Vec::new()),
         Body::Json(v) => (
             Some("application/json"),
             serde_json::to_vec(&v).unwrap_or_default(),
         ),
+        Body::JsonBytes(b) => (Some("application/json"), b.into_owned()),
         Body::Html(s) => (Some("text/html; charset=utf-8"), s.into_bytes()),
         Body::Text(s) => (
             Some("text/plain; version=0.0.4; charset=utf-8"),
@@ -122,7 +145,7 @@ pub fn send(rq: tiny_http::Request, reply: Reply) {
     for (name, value) in &reply.headers {
         response.add_header(header(name, value));
     }
-    let _ = rq.respond(response);
+    response
 }
 
 fn header(name: &str, value: &str) -> Header {

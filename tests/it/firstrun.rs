@@ -400,3 +400,61 @@ fn the_password_prompt_asks_twice_on_a_terminal() {
     assert!(ok, "{shown}");
     assert!(shown.contains("session_version 2"), "{shown}");
 }
+
+#[test]
+fn a_taken_port_is_named_with_the_flag_to_change_and_leaves_no_database() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_in(dir.path(), &["serve", "--listen", &addr], "");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "Cannot listen on {addr}: another program is already listening there"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("--listen") && err.contains("APPLIANCE_LISTEN"),
+        "{err}"
+    );
+    // No "next step" for a server that never started, and no database made for it.
+    assert!(!err.contains("No users yet"), "{err}");
+    assert!(!dir.path().join("appliance.db").exists(), "{err}");
+    drop(taken);
+}
+
+/// Every `serve` flag of `--help` is a row of the README's settings table, with the
+/// same variable and default.
+#[test]
+fn the_readme_settings_table_lists_every_serve_flag() {
+    let readme = include_str!("../../README.md");
+    let help = stdout(&run(&["serve", "--help"], ""));
+    let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `--")).collect();
+    let mut flags = 0;
+    for entry in help.split("\n      --").skip(1) {
+        let flag = entry.split([' ', '\n']).next().unwrap();
+        let Some(env) = entry
+            .split("[env: ")
+            .nth(1)
+            .and_then(|e| e.split(['=', ']']).next())
+        else {
+            continue; // --help, --version
+        };
+        flags += 1;
+        let row = rows
+            .iter()
+            .find(|r| r.starts_with(&format!("| `--{flag}` |")))
+            .unwrap_or_else(|| panic!("README's settings table has no row for --{flag}"));
+        assert!(row.contains(&format!("| `{env}` |")), "--{flag}: {row}");
+        if let Some(default) = entry.split("[default: ").nth(1) {
+            let default = default.split(']').next().unwrap();
+            assert!(
+                row.contains(&format!("| `{default}`")),
+                "--{flag} defaults to {default}: {row}"
+            );
+        }
+    }
+    assert!(flags >= 18, "{help}");
+}

@@ -9,6 +9,7 @@ mod cli;
 mod client;
 mod docs;
 mod firstrun;
+mod limits;
 mod nginx;
 mod oauth;
 mod openapi;

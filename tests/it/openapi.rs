@@ -10,38 +10,39 @@ use crate::support::*;
 
 const METHODS: &[&str] = &["get", "post", "put", "patch", "delete"];
 
-/// (method, path) of every arm of the routing table, read from its source. A `_`
+/// (method, path) of every row of the routing table, read from its source. An `Any`
 /// method (validate) stands for every method in `METHODS`.
 fn routed() -> BTreeSet<(String, String)> {
     let source = include_str!("../../src/http/routes.rs");
     let mut routes = BTreeSet::new();
     for line in source.lines().map(str::trim) {
-        let Some(arm) = line.strip_prefix('(') else {
+        let Some(row) = line.strip_prefix("r(") else {
             continue;
         };
-        let Some((pattern, _)) = arm.split_once("=>") else {
+        let Some((method, rest)) = row.split_once(',') else {
             continue;
         };
-        let Some((method, segments)) = pattern.split_once(',') else {
+        let Some(inner) = rest
+            .split_once("&[")
+            .and_then(|(_, p)| p.split_once(']'))
+            .map(|(p, _)| p)
+        else {
             continue;
         };
         let methods: Vec<String> = match method.trim() {
-            "_" => METHODS.iter().map(|m| m.to_string()).collect(),
+            "Any" => METHODS.iter().map(|m| m.to_string()).collect(),
             m => vec![m.to_ascii_lowercase()],
         };
-        for group in segments.split('[').skip(1) {
-            let inner = group.split(']').next().unwrap();
-            let path: Vec<String> = inner
-                .split(',')
-                .map(str::trim)
-                .map(|s| match s.strip_prefix('"') {
-                    Some(lit) => lit.trim_end_matches('"').to_string(),
-                    None => format!("{{{s}}}"),
-                })
-                .collect();
-            for m in &methods {
-                routes.insert((m.clone(), format!("/{}", path.join("/"))));
-            }
+        let path: Vec<String> = inner
+            .split(',')
+            .map(str::trim)
+            .map(|s| match s.strip_prefix('"') {
+                Some(lit) => lit.trim_end_matches('"').to_string(),
+                None => "{id}".to_string(),
+            })
+            .collect();
+        for m in &methods {
+            routes.insert((m.clone(), format!("/{}", path.join("/"))));
         }
     }
     routes
@@ -153,10 +154,10 @@ fn other_methods_get_405_with_the_documented_methods_in_allow() {
 
 #[test]
 fn server_keeps_accepting_after_an_idle_spell() {
-    // The listener's socket timeout (10 s) also bounds accept(); a server that saw no
-    // connection for that long used to stop accepting for good.
-    let s = Server::start(&[]);
+    // The listener's socket timeout (the client timeout) also bounds accept(); a server
+    // that saw no connection for that long used to stop accepting for good.
+    let s = Server::start(&["--client-timeout", "1s"]);
     assert_eq!(get(&s.url("/healthz"), None).status, 200);
-    std::thread::sleep(std::time::Duration::from_secs(12));
+    std::thread::sleep(std::time::Duration::from_millis(2500));
     assert_eq!(get(&s.url("/healthz"), None).status, 200);
 }

@@ -22,9 +22,8 @@ fn signal(pid: u32, sig: &str) {
 fn sigterm_lets_an_in_flight_request_finish_and_exits_0() {
     let mut s = Server::start(&[]);
     s.add_user("alice");
-    // tiny_http buffers bodies under 1 KiB in its connection thread before a worker
-    // sees the request; a larger one is streamed, so the request is in a worker's hands
-    // while we hold back the rest of the body.
+    // The request is in flight from its first byte: the connection's thread is reading
+    // its body while we hold back the rest of it.
     let body = format!(
         r#"{{"username":"alice","password":"{PASSWORD}"}}{}"#,
         " ".repeat(2000)

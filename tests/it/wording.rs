@@ -72,7 +72,7 @@ fn a_revoked_pat_is_advised_to_store_a_new_one_with_token_stdin() {
     assert!(out.status.success(), "{}", stderr(&out));
 
     let advice = format!(
-        "→ The personal access token may be expired or revoked. Store a new one with `appliance login --server-url={} --token-stdin`.",
+        "→ Session token may be expired. Run `appliance login --server-url={} --token-stdin` to refresh (the stored token is a personal access token: give it a new one on stdin).",
         s.base
     );
     let out = client(&config, &["whoami"], "");

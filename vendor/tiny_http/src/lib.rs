@@ -117,10 +117,13 @@ pub use connection::{ConfigListenAddr, ListenAddr, Listener};
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
+// appliance patch: the per-connection server.
+pub use per_connection::{ConnectionServer, Handler, Limits, Refusal};
 
 mod client;
 mod common;
 mod connection;
+pub mod per_connection;
 mod request;
 mod response;
 mod ssl;

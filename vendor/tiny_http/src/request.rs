@@ -74,6 +74,44 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // appliance patch: the per-connection server closes the connection after this
+    // request's answer (`Connection: close`), or keeps an HTTP/1.0 one alive.
+    connection_header: Option<&'static str>,
+}
+
+/// appliance patch: a request read in full by the per-connection server, answered
+/// through `writer`.
+pub(crate) fn from_parts<W>(
+    parts: crate::per_connection::Parts,
+    remote_addr: Option<SocketAddr>,
+    writer: W,
+    close: bool,
+) -> Request
+where
+    W: Write + Send + 'static,
+{
+    let connection_header = if close {
+        Some("close")
+    } else if parts.keep_alive_1_0 {
+        Some("keep-alive")
+    } else {
+        None
+    };
+    Request {
+        body_length: Some(parts.body.len()),
+        data_reader: Some(Box::new(Cursor::new(parts.body))),
+        response_writer: Some(Box::new(writer)),
+        remote_addr,
+        secure: false,
+        method: parts.method,
+        path: parts.path,
+        http_version: parts.version,
+        headers: parts.headers,
+        must_send_continue: false,
+        notify_when_responded: None,
+        connection_header,
+    }
 }
 
 struct NotifyOnDrop<R> {
@@ -238,6 +276,7 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        connection_header: None,
     })
 }
 
@@ -447,6 +486,10 @@ impl Request {
         let mut writer = self.extract_writer_impl();
 
         let do_not_send_body = self.method == Method::Head;
+        let mut response = response;
+        if let Some(value) = self.connection_header {
+            response.set_connection(value);
+        }
 
         Self::ignore_client_closing_errors(response.raw_print(
             writer.by_ref(),

@@ -71,9 +71,30 @@ impl FromStr for TransferEncoding {
 }
 
 /// Builds a Date: header with the current date.
+///
+/// appliance patch: formatted once per second per thread, not once per response.
 fn build_date_header() -> Header {
-    let d = HttpDate::from(SystemTime::now());
-    Header::from_bytes(&b"Date"[..], &d.to_string().into_bytes()[..]).unwrap()
+    use std::cell::RefCell;
+    thread_local! {
+        static CACHED: RefCell<Option<(u64, Header)>> = const { RefCell::new(None) };
+    }
+    let now = SystemTime::now();
+    let second = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    CACHED.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        match &*cached {
+            Some((s, header)) if *s == second => header.clone(),
+            _ => {
+                let d = HttpDate::from(now);
+                let header =
+                    Header::from_bytes(&b"Date"[..], &d.to_string().into_bytes()[..]).unwrap();
+                *cached = Some((second, header.clone()));
+                header
+            }
+        }
+    })
 }
 
 fn write_message_header<W>(
@@ -85,26 +106,39 @@ fn write_message_header<W>(
 where
     W: Write,
 {
+    // appliance patch: plain writes instead of `write!` (formatting machinery for
+    // every header was a visible share of a small response's cost).
     // writing status line
-    write!(
-        &mut writer,
-        "HTTP/{}.{} {} {}\r\n",
-        http_version.0,
-        http_version.1,
-        status_code.0,
-        status_code.default_reason_phrase()
-    )?;
+    let code = status_code.0.min(999);
+    let line = [
+        b'H',
+        b'T',
+        b'T',
+        b'P',
+        b'/',
+        b'0' + http_version.0 % 10,
+        b'.',
+        b'0' + http_version.1 % 10,
+        b' ',
+        b'0' + (code / 100) as u8,
+        b'0' + (code / 10 % 10) as u8,
+        b'0' + (code % 10) as u8,
+        b' ',
+    ];
+    writer.write_all(&line)?;
+    writer.write_all(status_code.default_reason_phrase().as_bytes())?;
+    writer.write_all(b"\r\n")?;
 
     // writing headers
     for header in headers.iter() {
         writer.write_all(header.field.as_str().as_ref())?;
-        write!(&mut writer, ": ")?;
+        writer.write_all(b": ")?;
         writer.write_all(header.value.as_str().as_ref())?;
-        write!(&mut writer, "\r\n")?;
+        writer.write_all(b"\r\n")?;
     }
 
     // separator between header and data
-    write!(&mut writer, "\r\n")?;
+    writer.write_all(b"\r\n")?;
 
     Ok(())
 }
@@ -248,6 +282,14 @@ where
 
     /// Adds a header to the list.
     /// Does all the checks.
+    /// appliance patch: a `Connection` header of the server's own choosing, which
+    /// `add_header` refuses to take from users.
+    pub(crate) fn set_connection(&mut self, value: &'static str) {
+        self.headers.retain(|h| !h.field.equiv("Connection"));
+        self.headers
+            .push(Header::from_bytes(&b"Connection"[..], value.as_bytes()).unwrap());
+    }
+
     pub fn add_header<H>(&mut self, header: H)
     where
         H: Into<Header>,

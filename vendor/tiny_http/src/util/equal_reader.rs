@@ -65,11 +65,14 @@ where
 {
     fn drop(&mut self) {
         let mut remaining_to_read = self.size;
+        // appliance patch: drain through a fixed buffer. The remaining size is the
+        // client's Content-Length; `vec![0; remaining]` let one request allocate
+        // whatever it declared and abort the process.
+        let mut buf = [0u8; 8192];
 
         while remaining_to_read > 0 {
-            let mut buf = vec![0; remaining_to_read];
-
-            match self.reader.read(&mut buf) {
+            let want = remaining_to_read.min(buf.len());
+            match self.reader.read(&mut buf[..want]) {
                 Err(e) => {
                     self.last_read_signal.send(Err(e)).ok();
                     break;
