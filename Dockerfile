@@ -19,7 +19,7 @@ COPY vendor ./vendor
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && cargo build --release --locked \
     && rm -rf src
-COPY schema.sql ./
+COPY schema.sql schema.postgres.sql ./
 COPY src ./src
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked \
     && strip target/release/appliance

@@ -13,7 +13,7 @@ use super::{App, Principal, Slide};
 use crate::auth::access::{self, Claims};
 use crate::auth::token::{self, Kind};
 use crate::db::keys::NewKey;
-use crate::db::refresh::{NewRefresh, Rotation, FAMILY_ID_PREFIX};
+use crate::db::refresh::{Family, NewRefresh, Rotation, FAMILY_ID_PREFIX};
 use crate::db::{AuditEntry, Store, TokenRecord};
 use crate::error::{Error, GrantError, Reason};
 
@@ -264,6 +264,12 @@ impl App {
             self.config.session_lifetime_ms,
         )?;
         self.metrics.logins.fetch_add(1, Relaxed);
+        self.grant(&family, minted.token)
+    }
+
+    /// The answer to a password or refresh grant: an access token for the family's
+    /// newest refresh token, and that refresh token.
+    fn grant(&self, family: &Family, refresh_token: String) -> Result<Grant, Error> {
         let access = self.mint_access(
             &family.user_id,
             &family.username,
@@ -273,7 +279,7 @@ impl App {
         )?;
         Ok(Grant {
             access,
-            refresh_token: minted.token,
+            refresh_token,
         })
     }
 
@@ -300,19 +306,7 @@ impl App {
             window_ms: self.config.session_window_ms,
         };
         match self.store.rotate_refresh(&old, &next, &audit)? {
-            Rotation::Rotated(family) => {
-                let access = self.mint_access(
-                    &family.user_id,
-                    &family.username,
-                    family.session_version,
-                    &family.id,
-                    Some(family.token_expires_at),
-                )?;
-                Ok(Grant {
-                    access,
-                    refresh_token: minted.token,
-                })
-            }
+            Rotation::Rotated(family) => self.grant(&family, minted.token),
             Rotation::Reused { .. } => {
                 self.metrics.revocations.fetch_add(1, Relaxed);
                 Err(grant_error(
