@@ -633,3 +633,83 @@ fn signed_tokens_and_refresh_rotation_hold_across_replicas() {
         assert_eq!(get(&s.url("/api/userinfo"), Some(&access)).status, 401);
     }
 }
+
+/// A browser page while the database is down: HTML, 503, `Retry-After`, no cookie set.
+fn assert_unavailable_page(r: &Resp) {
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert_eq!(r.header("Content-Type"), Some("text/html; charset=utf-8"));
+    assert!(r.text.starts_with("<!doctype html>"), "{}", r.text);
+    assert!(r.text.contains("database cannot be reached"), "{}", r.text);
+    assert!(r.header("Retry-After").is_some(), "{r:?}");
+    assert!(
+        !set_cookies(r)
+            .iter()
+            .any(|c| c.starts_with("appliance_session=")),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn browser_pages_answer_a_503_page_while_the_database_is_down() {
+    let Some(db) = PgDb::new() else { return };
+    let proxy = Proxy::to(&pg_place());
+    let a = replica(&db.via(&proxy.place), &["--insecure-cookies"]);
+    a.add_user("alice");
+    let session = format!("appliance_session={}", a.login("alice"));
+    let home = request("GET", &a.url("/"), &[("Cookie", &session)], b"");
+    assert_eq!(home.status, 200);
+    assert!(
+        home.text.contains("signed in as <strong>alice"),
+        "{}",
+        home.text
+    );
+    // A form fetched before the outage, posted during it.
+    let form = get(&a.url("/login"), None);
+    let csrf = cookie_value(set_cookie(&form, "appliance_csrf").unwrap()).to_string();
+    let field = input_value(&form.text, "csrf").unwrap();
+
+    proxy.cut();
+    // The home page cannot say who is signed in: not "You are not signed in".
+    let home = request("GET", &a.url("/"), &[("Cookie", &session)], b"");
+    assert_unavailable_page(&home);
+    assert!(!home.text.contains("not signed in"), "{}", home.text);
+    // Without a cookie it is true without asking the database.
+    let home = get(&a.url("/"), None);
+    assert_eq!(home.status, 200);
+    assert!(home.text.contains("not signed in"), "{}", home.text);
+    // The form still shows (its CSRF key is in memory); signing in is a 503 page.
+    let form = get(&a.url("/login"), None);
+    assert_eq!(form.status, 200, "{}", form.text);
+    let cookie = format!("appliance_csrf={csrf}");
+    let body = format!(
+        "username=alice&password={}&rd=%2F&csrf={}",
+        form_encode(PASSWORD),
+        form_encode(&field)
+    );
+    let signed = request(
+        "POST",
+        &a.url("/login"),
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &cookie),
+        ],
+        body.as_bytes(),
+    );
+    assert_unavailable_page(&signed);
+    // Signing out cannot revoke the session, so it does not say "signed out".
+    let out = request("GET", &a.url("/logout"), &[("Cookie", &session)], b"");
+    assert_unavailable_page(&out);
+
+    proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get(&a.url("/healthz"), None).status != 200 {
+        assert!(Instant::now() < deadline, "no recovery");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let home = request("GET", &a.url("/"), &[("Cookie", &session)], b"");
+    assert!(
+        home.text.contains("signed in as <strong>alice"),
+        "{}",
+        home.text
+    );
+}
