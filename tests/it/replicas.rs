@@ -898,3 +898,80 @@ fn browser_pages_answer_a_503_page_while_the_database_is_down() {
         home.text
     );
 }
+
+#[test]
+fn every_503_of_an_outage_is_documented_with_retry_after() {
+    let Some(db) = PgDb::new() else { return };
+    let proxy = Proxy::to(&pg_place());
+    let a = replica(&db.via(&proxy.place), &[]);
+    a.add_user("alice");
+    let session = a.login("alice");
+    let doc = get(&a.url("/openapi.json"), None).json;
+    let (bearer, cookie) = (
+        format!("Bearer {session}"),
+        format!("appliance_session={session}"),
+    );
+    let login = format!(r#"{{"username":"alice","password":"{PASSWORD}"}}"#);
+    let grant = format!("grant_type=password&username=alice&password={PASSWORD}");
+    let mut ops = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let (ctype, body) = match (method.as_str(), path.as_str()) {
+                ("post", "/api/login") => ("application/json", login.as_str()),
+                ("post", "/oauth/token") => ("application/x-www-form-urlencoded", grant.as_str()),
+                _ => match op["requestBody"]["content"].as_object() {
+                    Some(c) if c.contains_key("application/json") => ("application/json", "{}"),
+                    _ => ("application/x-www-form-urlencoded", "token=x"),
+                },
+            };
+            ops.push((method.as_str(), path.as_str(), op, ctype, body));
+        }
+    }
+    proxy.cut();
+    // At once: a request that finds no connection waits for the pool's checkout.
+    let answers: Vec<Resp> = std::thread::scope(|scope| {
+        let handles: Vec<_> = ops
+            .iter()
+            .map(|&(method, path, _, ctype, body)| {
+                let url = a.url(&path.replace("{id}", "tok_nope"));
+                let headers = [
+                    ("Authorization", bearer.clone()),
+                    ("Cookie", cookie.clone()),
+                    ("Content-Type", ctype.to_string()),
+                ];
+                scope.spawn(move || {
+                    let headers: Vec<(&str, &str)> =
+                        headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                    request(&method.to_uppercase(), &url, &headers, body.as_bytes())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut unavailable = Vec::new();
+    for ((method, path, op, _, _), r) in ops.iter().zip(&answers) {
+        assert!(
+            !op["responses"][r.status.to_string()].is_null(),
+            "{method} {path} answered undocumented {}: {}",
+            r.status,
+            r.text
+        );
+        if r.status == 503 {
+            assert!(r.header("Retry-After").is_some(), "{method} {path}");
+            unavailable.push(format!("{method} {path}"));
+        }
+    }
+    for needed in [
+        "get /api/validate",
+        "get /api/userinfo",
+        "post /api/login",
+        "post /oauth/token",
+        "get /healthz",
+        "get /",
+    ] {
+        assert!(
+            unavailable.iter().any(|u| u == needed),
+            "{needed} did not answer 503: {unavailable:?}"
+        );
+    }
+}
