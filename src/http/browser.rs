@@ -245,11 +245,17 @@ fn post_is_ours(app: &App, req: &Req) -> bool {
 }
 
 /// `GET /`: who the browser is signed in as, if anyone. Where `rd` falls back to.
+/// When the database cannot say whether the cookie's session lives, the page says so
+/// (503) rather than "not signed in".
 pub fn home(app: &App, req: &Req) -> Result<Reply, Error> {
-    let signed_in = req
-        .session_cookie()
-        .and_then(Result::ok)
-        .and_then(|t| app.authenticate(t, Slide::Yes).ok());
+    let signed_in = match req.session_cookie().and_then(Result::ok) {
+        None => None,
+        Some(t) => match app.authenticate(t, Slide::Yes) {
+            Ok(p) => Some(p),
+            Err(Error::InvalidToken(_)) => None,
+            Err(other) => return Err(other),
+        },
+    };
     let body = match signed_in {
         Some(p) => format!(
             "<h1>appliance</h1>\n<p>You are signed in as <strong>{}</strong>.</p>\n<p><a href=\"/logout\">Sign out</a></p>",

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
@@ -742,4 +742,346 @@ fn an_unreadable_password_file_is_named_and_nothing_is_tried() {
             && err.contains("APPLIANCE_DB_PASSWORD_FILE"),
         "{err}"
     );
+}
+
+/// What one login of the stream got back.
+enum Got {
+    /// 200 with this session token: acknowledged.
+    Token(String),
+    Status(u16, String),
+    /// No HTTP answer (a dead port, a connection cut mid-answer).
+    Transport,
+}
+
+/// `POST /api/login` that reports a dead replica instead of panicking.
+fn stream_login(url: &str) -> Got {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(15)))
+        .build()
+        .into();
+    let body = format!(r#"{{"username":"alice","password":"{PASSWORD}"}}"#);
+    let Ok(mut r) = agent
+        .post(url)
+        .header("Content-Type", "application/json")
+        .send(body.as_str())
+    else {
+        return Got::Transport;
+    };
+    let status = r.status().as_u16();
+    let Ok(text) = r.body_mut().read_to_string() else {
+        return Got::Transport;
+    };
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    match json["token"].as_str() {
+        Some(t) if status == 200 => Got::Token(t.to_string()),
+        _ => Got::Status(status, text),
+    }
+}
+
+#[test]
+fn a_replica_killed_during_a_login_stream_loses_no_acknowledged_login_and_the_client_fails_over() {
+    let Some(db) = PgDb::new() else { return };
+    let [a, b, c] = three(&db, &[]);
+    a.add_user("alice");
+    let (base_a, base_b) = (a.base.clone(), b.base.clone());
+    let urls = format!("{},{},{}", a.base, b.base, c.base);
+    let logins: Vec<String> = [&a, &b, &c].iter().map(|s| s.url("/api/login")).collect();
+    let config = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str], stdin: &str| {
+        run_with(
+            appliance()
+                .env("APPLIANCE_CONFIG_DIR", config.path())
+                .args(args),
+            stdin,
+        )
+    };
+    let cli_login = || {
+        cli(
+            &[
+                "login",
+                "--server-url",
+                &urls,
+                "--username",
+                "alice",
+                "--password-stdin",
+            ],
+            &format!("{PASSWORD}\n"),
+        )
+    };
+
+    let stop = AtomicBool::new(false);
+    let cli_after_kill = AtomicUsize::new(0);
+    let killed = AtomicBool::new(false);
+    // (replica, what it answered) for every raw login; the tokens the CLI stored.
+    let raw: Mutex<Vec<(usize, Got)>> = Mutex::default();
+    let stored: Mutex<Vec<String>> = Mutex::default();
+    let acked = |raw: &Mutex<Vec<(usize, Got)>>, from: &dyn Fn(usize) -> bool| {
+        raw.lock()
+            .unwrap()
+            .iter()
+            .filter(|(i, g)| from(*i) && matches!(g, Got::Token(_)))
+            .count()
+    };
+    let mut a = Some(a);
+    std::thread::scope(|scope| {
+        // Two threads of raw logins, round-robin over A, B, C.
+        for t in 0..2 {
+            let (logins, stop, raw) = (&logins, &stop, &raw);
+            scope.spawn(move || {
+                let mut i = t;
+                while !stop.load(Ordering::SeqCst) {
+                    let got = stream_login(&logins[i % 3]);
+                    raw.lock().unwrap().push((i % 3, got));
+                    i += 1;
+                }
+            });
+        }
+        // The CLI with the three URLs, logging in over and over.
+        let (stop, killed, stored, cli_login, config) =
+            (&stop, &killed, &stored, &cli_login, &config);
+        let (base_a, base_b) = (&base_a, &base_b);
+        let cli_after_kill = &cli_after_kill;
+        scope.spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let dead = killed.load(Ordering::SeqCst);
+                let out = cli_login();
+                assert!(out.status.success(), "CLI login: {}", stderr(&out));
+                let said = stdout(&out);
+                // Started with A alive, it may have reached A or failed over to B.
+                let to_b = said == format!("Logged in to {base_b} as alice.\n");
+                let to_a = said == format!("Logged in to {base_a} as alice.\n");
+                assert!(to_b || (to_a && !dead), "{said}");
+                let creds =
+                    std::fs::read_to_string(config.path().join("credentials.json")).unwrap();
+                let creds: serde_json::Value = serde_json::from_str(&creds).unwrap();
+                stored
+                    .lock()
+                    .unwrap()
+                    .push(creds["token"].as_str().unwrap().to_string());
+                if dead {
+                    cli_after_kill.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+
+        let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !done() {
+                assert!(Instant::now() < deadline, "the stream never {what}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        // A answers part of the stream, then dies mid-stream.
+        wait_for("reached A", &|| acked(&raw, &|i: usize| i == 0) >= 2);
+        let mut gone = a.take().unwrap();
+        gone.child.kill().unwrap(); // SIGKILL
+        gone.child.wait().unwrap();
+        killed.store(true, Ordering::SeqCst);
+        let survivors = |i: usize| i != 0;
+        let before = acked(&raw, &survivors);
+        wait_for("went on without A", &|| {
+            acked(&raw, &survivors) >= before + 6 && cli_after_kill.load(Ordering::SeqCst) >= 2
+        });
+        stop.store(true, Ordering::SeqCst);
+    });
+
+    let raw = raw.into_inner().unwrap();
+    let mut tokens = stored.into_inner().unwrap();
+    for (i, got) in raw {
+        match got {
+            Got::Token(t) => tokens.push(t),
+            // Only A may fail, and only by not answering.
+            Got::Transport => assert_eq!(i, 0, "replica {i} did not answer"),
+            Got::Status(status, text) => panic!("replica {i} answered {status}: {text}"),
+        }
+    }
+    assert!(
+        tokens.len() >= 12,
+        "only {} logins acknowledged",
+        tokens.len()
+    );
+    // Every acknowledged login holds on the survivors, those A answered included.
+    for t in &tokens {
+        for s in [&b, &c] {
+            let r = get(&s.url("/api/userinfo"), Some(t));
+            assert_eq!(r.status, 200, "an acknowledged login was lost: {}", r.text);
+        }
+    }
+
+    // After the stream: whoami, a PAT stored with --token-stdin, and the agent fail
+    // over to B too.
+    let who = cli(&["whoami"], "");
+    assert!(who.status.success(), "{}", stderr(&who));
+    assert_eq!(stdout(&who), format!("Logged in to {base_b} as alice.\n"));
+    let pat = b.new_pat(&b.login("alice"), r#"{"name":"agent"}"#);
+    let out = cli(
+        &["login", "--server-url", &urls, "--token-stdin"],
+        &format!("{pat}\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("Logged in to {base_b} as alice.\n"));
+    let agent = cli(&["agent", "--once"], "");
+    assert!(agent.status.success(), "{}", stderr(&agent));
+    assert!(stderr(&agent).contains("INFO"), "{}", stderr(&agent));
+    let who = cli(&["whoami"], "");
+    assert!(who.status.success(), "{}", stderr(&who));
+    assert_eq!(stdout(&who), format!("Logged in to {base_b} as alice.\n"));
+}
+
+/// A browser page while the database is down: HTML, 503, `Retry-After`, no cookie set.
+fn assert_unavailable_page(r: &Resp) {
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert_eq!(r.header("Content-Type"), Some("text/html; charset=utf-8"));
+    assert!(r.text.starts_with("<!doctype html>"), "{}", r.text);
+    assert!(r.text.contains("database cannot be reached"), "{}", r.text);
+    assert!(r.header("Retry-After").is_some(), "{r:?}");
+    assert!(
+        !set_cookies(r)
+            .iter()
+            .any(|c| c.starts_with("appliance_session=")),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn browser_pages_answer_a_503_page_while_the_database_is_down() {
+    let Some(db) = PgDb::new() else { return };
+    let proxy = Proxy::to(&pg_place());
+    let a = replica(&db.via(&proxy.place), &["--insecure-cookies"]);
+    a.add_user("alice");
+    let session = format!("appliance_session={}", a.login("alice"));
+    let home = request("GET", &a.url("/"), &[("Cookie", &session)], b"");
+    assert_eq!(home.status, 200);
+    assert!(
+        home.text.contains("signed in as <strong>alice"),
+        "{}",
+        home.text
+    );
+    // A form fetched before the outage, posted during it.
+    let form = get(&a.url("/login"), None);
+    let csrf = cookie_value(set_cookie(&form, "appliance_csrf").unwrap()).to_string();
+    let field = input_value(&form.text, "csrf").unwrap();
+
+    proxy.cut();
+    // The home page cannot say who is signed in: not "You are not signed in".
+    let home = request("GET", &a.url("/"), &[("Cookie", &session)], b"");
+    assert_unavailable_page(&home);
+    assert!(!home.text.contains("not signed in"), "{}", home.text);
+    // Without a cookie it is true without asking the database.
+    let home = get(&a.url("/"), None);
+    assert_eq!(home.status, 200);
+    assert!(home.text.contains("not signed in"), "{}", home.text);
+    // The form still shows (its CSRF key is in memory); signing in is a 503 page.
+    let form = get(&a.url("/login"), None);
+    assert_eq!(form.status, 200, "{}", form.text);
+    let cookie = format!("appliance_csrf={csrf}");
+    let body = format!(
+        "username=alice&password={}&rd=%2F&csrf={}",
+        form_encode(PASSWORD),
+        form_encode(&field)
+    );
+    let signed = request(
+        "POST",
+        &a.url("/login"),
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &cookie),
+        ],
+        body.as_bytes(),
+    );
+    assert_unavailable_page(&signed);
+    // Signing out cannot revoke the session, so it does not say "signed out".
+    let out = request("GET", &a.url("/logout"), &[("Cookie", &session)], b"");
+    assert_unavailable_page(&out);
+
+    proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get(&a.url("/healthz"), None).status != 200 {
+        assert!(Instant::now() < deadline, "no recovery");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let home = request("GET", &a.url("/"), &[("Cookie", &session)], b"");
+    assert!(
+        home.text.contains("signed in as <strong>alice"),
+        "{}",
+        home.text
+    );
+}
+
+#[test]
+fn every_503_of_an_outage_is_documented_with_retry_after() {
+    let Some(db) = PgDb::new() else { return };
+    let proxy = Proxy::to(&pg_place());
+    let a = replica(&db.via(&proxy.place), &[]);
+    a.add_user("alice");
+    let session = a.login("alice");
+    let doc = get(&a.url("/openapi.json"), None).json;
+    let (bearer, cookie) = (
+        format!("Bearer {session}"),
+        format!("appliance_session={session}"),
+    );
+    let login = format!(r#"{{"username":"alice","password":"{PASSWORD}"}}"#);
+    let grant = format!("grant_type=password&username=alice&password={PASSWORD}");
+    let mut ops = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let (ctype, body) = match (method.as_str(), path.as_str()) {
+                ("post", "/api/login") => ("application/json", login.as_str()),
+                ("post", "/oauth/token") => ("application/x-www-form-urlencoded", grant.as_str()),
+                _ => match op["requestBody"]["content"].as_object() {
+                    Some(c) if c.contains_key("application/json") => ("application/json", "{}"),
+                    _ => ("application/x-www-form-urlencoded", "token=x"),
+                },
+            };
+            ops.push((method.as_str(), path.as_str(), op, ctype, body));
+        }
+    }
+    proxy.cut();
+    // At once: a request that finds no connection waits for the pool's checkout.
+    let answers: Vec<Resp> = std::thread::scope(|scope| {
+        let handles: Vec<_> = ops
+            .iter()
+            .map(|&(method, path, _, ctype, body)| {
+                let url = a.url(&path.replace("{id}", "tok_nope"));
+                let headers = [
+                    ("Authorization", bearer.clone()),
+                    ("Cookie", cookie.clone()),
+                    ("Content-Type", ctype.to_string()),
+                ];
+                scope.spawn(move || {
+                    let headers: Vec<(&str, &str)> =
+                        headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                    request(&method.to_uppercase(), &url, &headers, body.as_bytes())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut unavailable = Vec::new();
+    for ((method, path, op, _, _), r) in ops.iter().zip(&answers) {
+        assert!(
+            !op["responses"][r.status.to_string()].is_null(),
+            "{method} {path} answered undocumented {}: {}",
+            r.status,
+            r.text
+        );
+        if r.status == 503 {
+            assert!(r.header("Retry-After").is_some(), "{method} {path}");
+            unavailable.push(format!("{method} {path}"));
+        }
+    }
+    for needed in [
+        "get /api/validate",
+        "get /api/userinfo",
+        "post /api/login",
+        "post /oauth/token",
+        "get /healthz",
+        "get /",
+    ] {
+        assert!(
+            unavailable.iter().any(|u| u == needed),
+            "{needed} did not answer 503: {unavailable:?}"
+        );
+    }
 }
