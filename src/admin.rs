@@ -88,11 +88,6 @@ pub fn absolute(path: &str) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path))
 }
 
-/// A database URL rather than a file path (a file check does not apply to it).
-pub fn is_url(path: &str) -> bool {
-    path.contains("://")
-}
-
 /// `s` quoted for a POSIX shell when it needs it, so a printed command pastes as is.
 pub fn shell_word(s: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:,@=%".contains(c);
@@ -103,10 +98,11 @@ pub fn shell_word(s: &str) -> String {
     }
 }
 
-/// Opens the database of an admin command that must not create one: a missing file
-/// is refused, naming its absolute path and how to make one.
+/// Opens the database of an admin command that must not create one: a missing SQLite
+/// file is refused, naming its absolute path and how to make one. A PostgreSQL URL is
+/// never "a missing file": it is opened (and migrated) like `serve` does.
 pub fn open_existing(path: &str) -> Result<Store, Refusal> {
-    if !is_url(path) && !Path::new(path).exists() {
+    if !is_postgres(path) && !Path::new(path).exists() {
         let abs = absolute(path);
         return Err(refused(format!(
             "No database at {shown}: nothing was changed. Check --db (or APPLIANCE_DB); \
@@ -230,7 +226,7 @@ fn user_add(a: &UserAddArgs) -> Outcome {
         )));
     }
     let password = new_password(a.password_stdin, &format!("user add {}", a.username))?;
-    let created = !is_url(&a.db.db) && !Path::new(&a.db.db).exists();
+    let created = !is_postgres(&a.db.db) && !Path::new(&a.db.db).exists();
     let store = open(&a.db.db)?;
     if created {
         eprintln!(
@@ -568,9 +564,12 @@ fn migrate_to(db: &str, url: &str) -> Outcome {
         )
         .map_err(|e| refused(format!("Nothing was copied to {shown}: {e}.")))?;
     println!(
-        "Copied {} users, {} tokens and {} audit entries from {} to {shown}. Point every serve at it with --db/APPLIANCE_DB.",
+        "Copied {} users, {} tokens, {} refresh families ({} refresh tokens), {} signing keys and {} audit entries from {} to {shown}. Point every serve at it with --db/APPLIANCE_DB.",
         copied.users,
         copied.tokens,
+        copied.refresh_families,
+        copied.refresh_tokens,
+        copied.keys,
         copied.audit,
         text::escape(db)
     );

@@ -13,7 +13,7 @@ use crate::auth::throttle::{MemoryThrottle, Throttle};
 use crate::cli::ServeArgs;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::db::{redact, Store, StoreError};
+use crate::db::{is_postgres, redact, Store, StoreError};
 use crate::error::exit;
 use crate::http::log::{self, Level};
 use crate::metrics::Metrics;
@@ -47,7 +47,7 @@ pub fn run(args: &ServeArgs) -> u8 {
     };
     // Printed instead of the target: a PostgreSQL URL's password never is.
     let shown = text::escape(&redact(&config.db)).to_string();
-    let created = !crate::admin::is_url(&config.db) && !Path::new(&config.db).exists();
+    let created = !is_postgres(&config.db) && !Path::new(&config.db).exists();
     let store = match open_retrying(&config.db, config.db_pool_size) {
         Ok(s) => s,
         Err(e @ StoreError::TooNew { .. }) => {
@@ -65,7 +65,7 @@ pub fn run(args: &ServeArgs) -> u8 {
         }
     }
     // A database URL may carry a password: it is never printed, not even in a hint.
-    let db = if crate::admin::is_url(&config.db) {
+    let db = if is_postgres(&config.db) {
         "DATABASE_URL".to_string()
     } else {
         crate::admin::absolute(&config.db).display().to_string()

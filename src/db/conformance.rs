@@ -3,6 +3,8 @@
 //! PostgreSQL on a fresh database when `APPLIANCE_TEST_PG_URL` names a server (else
 //! those tests say once that they skipped, and how to run them).
 
+use super::keys::NewKey;
+use super::refresh::NewRefresh;
 use super::testing::{pg_store, store};
 use super::tokens::RevokeOutcome;
 use super::*;
@@ -354,6 +356,39 @@ fn attempts_racing_on_replicas_never_pass_the_limit(s: &Store) {
     assert_eq!(reserved.iter().filter(|ok| **ok).count(), 3, "{reserved:?}");
 }
 
+// Keys and refresh tokens (their behaviours are tested on both backends in
+// db/keys.rs and db/refresh.rs; these helpers serve the tests below).
+
+fn new(k: &(String, String, Vec<u8>)) -> NewKey<'_> {
+    NewKey {
+        kid: &k.0,
+        public_key: &k.1,
+        secret_key: &k.2,
+    }
+}
+
+fn next(h: &TokenHash, now: i64) -> NewRefresh<'_> {
+    NewRefresh {
+        hash: h,
+        now,
+        window_ms: DAY,
+    }
+}
+
+// Removal takes the user's refresh families with it (db/users.rs, db/pg/ops.rs).
+
+fn deleting_a_user_removes_their_refresh_families(s: &Store) {
+    let session = with_token(s, Kind::Session, "sess", Some(1_000));
+    let refresh = hash("apr_first");
+    s.start_refresh_family("fam_1", "u1", &next(&refresh, 0), DAY)
+        .unwrap();
+    s.delete_user("alice", 2, &cli("user.delete", "alice"))
+        .unwrap();
+    assert_eq!(s.lookup_token(&session).unwrap(), None);
+    assert!(s.access_parent("fam_1", "u1").unwrap().is_none());
+    assert_eq!(s.revoke_refresh_family(&refresh, 3, None).unwrap(), None);
+}
+
 /// Runs one behaviour against each backend.
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
@@ -395,6 +430,7 @@ conformance!(
     replicas_purging_at_once_delete_each_row_once,
     login_attempts_counted_in_the_database_hold_for_every_replica,
     attempts_racing_on_replicas_never_pass_the_limit,
+    deleting_a_user_removes_their_refresh_families,
 );
 
 // Opening and migrating: the same promises, set up per backend.
@@ -426,6 +462,64 @@ fn postgres_database_newer_than_the_binary_is_refused_untouched() {
         .unwrap()
         .get(0);
     assert_eq!(v, 99);
+}
+
+#[test]
+fn postgres_version_1_database_upgrades_keeping_its_rows() {
+    let Some(db) = super::testing::pg_db() else {
+        return;
+    };
+    let mut c = ::postgres::Client::connect(&db.url, ::postgres::NoTls).unwrap();
+    c.batch_execute(include_str!("../../schema.postgres.sql"))
+        .unwrap();
+    c.batch_execute(
+        "CREATE TABLE schema_version (version BIGINT NOT NULL);
+         INSERT INTO schema_version VALUES (1);
+         INSERT INTO users (id, username, password_hash, created_at) VALUES ('u1', 'alice', 'phc', 0);",
+    )
+    .unwrap();
+    let s = Store::open(&db.url, 1).unwrap();
+    assert_eq!(s.count_users().unwrap(), 1);
+    let k = (
+        "k4.pid.1".to_string(),
+        "k4.public.1".to_string(),
+        vec![1u8; 64],
+    );
+    assert!(s.insert_first_key(&new(&k), 0).unwrap());
+    let h = hash("apr_first");
+    s.start_refresh_family("fam_1", "u1", &next(&h, 0), DAY)
+        .unwrap();
+    let v: i64 = c
+        .query_one("SELECT version FROM schema_version", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(v, pg::LATEST);
+    assert_eq!(pg::LATEST, 2);
+}
+
+#[test]
+fn postgres_version_1_with_the_key_tables_already_upgrades() {
+    // What a development build of the pg branch wrote: version 1 holding the tables
+    // that version 2 adds.
+    let Some(db) = super::testing::pg_db() else {
+        return;
+    };
+    let mut c = ::postgres::Client::connect(&db.url, ::postgres::NoTls).unwrap();
+    c.batch_execute(include_str!("../../schema.postgres.sql"))
+        .unwrap();
+    c.batch_execute(include_str!("pg/migrations/v2.sql"))
+        .unwrap();
+    c.batch_execute(
+        "CREATE TABLE schema_version (version BIGINT NOT NULL);
+         INSERT INTO schema_version VALUES (1);",
+    )
+    .unwrap();
+    Store::open(&db.url, 1).unwrap().ping().unwrap();
+    let v: i64 = c
+        .query_one("SELECT version FROM schema_version", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(v, pg::LATEST);
 }
 
 fn assert_too_new(opened: Result<Store, StoreError>, latest: i64) {

@@ -1,7 +1,8 @@
 //! `admin migrate-to`: every row of a SQLite database copied into an empty PostgreSQL
 //! one, read in one SQLite snapshot and written in one PostgreSQL transaction (all or
-//! nothing). Hashes, ids, versions, instants and the CSRF key are kept, so every token
-//! and every password keeps working on the new database.
+//! nothing). Hashes, ids, versions, instants, the CSRF key and the signing keys are
+//! kept, so every token (signed access tokens and refresh tokens included) and every
+//! password keeps working on the new database.
 
 use super::pg::{pg_err, Pg};
 use super::{all_rows, sql_err, AuditEntry, Sqlite, StoreError};
@@ -12,6 +13,36 @@ pub struct Copied {
     pub users: usize,
     pub tokens: usize,
     pub audit: usize,
+    pub keys: usize,
+    pub refresh_families: usize,
+    pub refresh_tokens: usize,
+}
+
+struct KeyRow {
+    kid: String,
+    public_key: String,
+    secret_key: Vec<u8>,
+    slot: Option<String>,
+    created_at: i64,
+    retired_at: Option<i64>,
+    signed_until: i64,
+}
+
+struct FamilyRow {
+    id: String,
+    user_id: String,
+    session_version: i64,
+    created_at: i64,
+    expires_at: i64,
+    revoked_at: Option<i64>,
+}
+
+struct RefreshRow {
+    hash: Vec<u8>,
+    family_id: String,
+    created_at: i64,
+    expires_at: i64,
+    spent_at: Option<i64>,
 }
 
 struct UserRow {
@@ -49,6 +80,9 @@ pub(crate) struct Dump {
     tokens: Vec<TokenRow>,
     audit: Vec<AuditRow>,
     secrets: Vec<(String, Vec<u8>)>,
+    keys: Vec<KeyRow>,
+    families: Vec<FamilyRow>,
+    refresh: Vec<RefreshRow>,
 }
 
 impl Sqlite {
@@ -118,11 +152,70 @@ impl Sqlite {
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
+        let keys = all_rows(
+            &mut tx
+                .prepare(
+                    "SELECT kid, public_key, secret_key, slot, created_at, retired_at, signed_until
+                     FROM signing_keys",
+                )
+                .map_err(sql_err)?,
+            [],
+            |r| {
+                Ok(KeyRow {
+                    kid: r.get(0)?,
+                    public_key: r.get(1)?,
+                    secret_key: r.get(2)?,
+                    slot: r.get(3)?,
+                    created_at: r.get(4)?,
+                    retired_at: r.get(5)?,
+                    signed_until: r.get(6)?,
+                })
+            },
+        )?;
+        let families = all_rows(
+            &mut tx
+                .prepare(
+                    "SELECT id, user_id, session_version, created_at, expires_at, revoked_at
+                     FROM refresh_families",
+                )
+                .map_err(sql_err)?,
+            [],
+            |r| {
+                Ok(FamilyRow {
+                    id: r.get(0)?,
+                    user_id: r.get(1)?,
+                    session_version: r.get(2)?,
+                    created_at: r.get(3)?,
+                    expires_at: r.get(4)?,
+                    revoked_at: r.get(5)?,
+                })
+            },
+        )?;
+        let refresh = all_rows(
+            &mut tx
+                .prepare(
+                    "SELECT token_hash, family_id, created_at, expires_at, spent_at FROM refresh_tokens",
+                )
+                .map_err(sql_err)?,
+            [],
+            |r| {
+                Ok(RefreshRow {
+                    hash: r.get(0)?,
+                    family_id: r.get(1)?,
+                    created_at: r.get(2)?,
+                    expires_at: r.get(3)?,
+                    spent_at: r.get(4)?,
+                })
+            },
+        )?;
         Ok(Dump {
             users,
             tokens,
             audit,
             secrets,
+            keys,
+            families,
+            refresh,
         })
     }
 }
@@ -140,11 +233,15 @@ impl Pg {
         let mut tx = conn.transaction().map_err(pg_err)?;
         // Replicas may be running on an empty database: keep them out until the copy
         // is whole, so none mints a key or a user half-way.
-        tx.batch_execute("LOCK TABLE users, tokens, audit, secrets IN EXCLUSIVE MODE")
+        tx.batch_execute(
+            "LOCK TABLE users, tokens, audit, secrets, signing_keys, refresh_families, refresh_tokens
+             IN EXCLUSIVE MODE",
+        )
             .map_err(pg_err)?;
         let present: i64 = tx
             .query_one(
-                "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM tokens)",
+                "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM tokens)
+                    + (SELECT count(*) FROM refresh_families)",
                 &[],
             )
             .and_then(|r| r.try_get(0))
@@ -217,6 +314,72 @@ impl Pg {
             )
             .map_err(pg_err)?;
         }
+        // The signing keys, so access tokens signed before the move still verify. A
+        // replica already started on this empty database made a key of its own: no
+        // token it signed can name a user (there are none), so the copied keys replace
+        // it (and its `extend_key_use` fails, so it picks up the copied active key).
+        tx.execute("DELETE FROM signing_keys", &[])
+            .map_err(pg_err)?;
+        let insert_key = tx
+            .prepare(
+                "INSERT INTO signing_keys (kid, public_key, secret_key, slot, created_at, retired_at, signed_until)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .map_err(pg_err)?;
+        for k in &dump.keys {
+            tx.execute(
+                &insert_key,
+                &[
+                    &k.kid,
+                    &k.public_key,
+                    &k.secret_key,
+                    &k.slot,
+                    &k.created_at,
+                    &k.retired_at,
+                    &k.signed_until,
+                ],
+            )
+            .map_err(pg_err)?;
+        }
+        let insert_family = tx
+            .prepare(
+                "INSERT INTO refresh_families (id, user_id, session_version, created_at, expires_at, revoked_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .map_err(pg_err)?;
+        for f in &dump.families {
+            tx.execute(
+                &insert_family,
+                &[
+                    &f.id,
+                    &f.user_id,
+                    &f.session_version,
+                    &f.created_at,
+                    &f.expires_at,
+                    &f.revoked_at,
+                ],
+            )
+            .map_err(pg_err)?;
+        }
+        let insert_refresh = tx
+            .prepare(
+                "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at, spent_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .map_err(pg_err)?;
+        for t in &dump.refresh {
+            tx.execute(
+                &insert_refresh,
+                &[
+                    &t.hash,
+                    &t.family_id,
+                    &t.created_at,
+                    &t.expires_at,
+                    &t.spent_at,
+                ],
+            )
+            .map_err(pg_err)?;
+        }
         tx.execute(
             &insert_audit,
             &[
@@ -233,6 +396,9 @@ impl Pg {
             users: dump.users.len(),
             tokens: dump.tokens.len(),
             audit: dump.audit.len(),
+            keys: dump.keys.len(),
+            refresh_families: dump.families.len(),
+            refresh_tokens: dump.refresh.len(),
         })
     }
 }

@@ -56,6 +56,37 @@ fn admin_commands_refuse_a_missing_database_and_create_none() {
 }
 
 #[test]
+fn a_postgres_url_is_never_a_missing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on: the URL is tried as a database, not looked up as a file.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://app:hunter2@127.0.0.1:{port}/appliance");
+    for args in [
+        &["admin", "user", "list"][..],
+        &["admin", "audit"],
+        &["admin", "keys", "list"],
+        &["admin", "revoke", "--user", "alice"],
+    ] {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--db", &url]);
+        let out = run_in(dir.path(), &all, "");
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(!err.contains("No database at"), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("127.0.0.1:{port}")),
+            "{args:?} names the server: {err}"
+        );
+        assert!(!err.contains("hunter2"), "{args:?}: {err}");
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
 fn user_add_on_a_missing_file_says_it_created_a_database() {
     let dir = tempfile::tempdir().unwrap();
     let out = run_in(

@@ -470,12 +470,36 @@ fn every_admin_command_works_on_a_postgres_url() {
         "",
     );
     assert_eq!(seeded.lines().count(), 2);
+    // Issue 11 and 14's commands, on the URL.
+    let pair = password_grant(&s);
+    let out = admin(
+        &["revoke", "--token", "-"],
+        &format!("{}\n", field(&pair, "refresh_token")),
+    );
+    assert!(!out.is_empty());
+    let refused = grant(&s, &refresh_body(&field(&pair, "refresh_token")));
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert!(admin(&["keys", "list"], "").contains("k4.pid."));
+    admin(&["keys", "rotate"], "");
+    let session = s.login("alice");
+    let passwd = admin(
+        &["user", "passwd", "alice", "--password-stdin"],
+        "another-long-password\n",
+    );
+    assert!(passwd.contains("session_version 2"), "{passwd}");
+    assert_invalid_token(&get(&s.url("/api/userinfo"), Some(&session)), "stale");
+    let session = s.login("bob");
+    admin(&["user", "delete", "bob"], "");
+    assert_invalid_token(&get(&s.url("/api/userinfo"), Some(&session)), "unknown");
     let audit = admin(&["audit"], "");
     for action in [
         "user.add",
         "token.create",
         "token.revoke",
         "user.revoke_all",
+        "keys.rotate",
+        "user.passwd",
+        "user.delete",
     ] {
         assert!(audit.contains(action), "{audit}");
     }
@@ -502,11 +526,15 @@ fn every_admin_command_works_on_a_postgres_url() {
 #[test]
 fn a_sqlite_database_moves_to_postgres_with_every_token_still_working() {
     let Some(db) = PgDb::new() else { return };
-    let old = Server::start(&[]);
+    // One issuer before and after, as a deployment keeps its URL.
+    let issuer = ["--issuer", "http://appliance.test"];
+    let old = Server::start(&issuer);
     old.add_user("alice");
     let session = old.login("alice");
     let pat = old.new_pat(&session, r#"{"name":"ci"}"#);
     let doomed = old.new_pat(&session, r#"{"name":"doomed"}"#);
+    let pair = password_grant(&old);
+    let access = field(&pair, "access_token");
     let r = post_form(&old.url("/oauth/revoke"), None, &format!("token={doomed}"));
     assert_eq!(r.status, 200);
     let (_dir, file) = old.kill_and_keep();
@@ -515,15 +543,22 @@ fn a_sqlite_database_moves_to_postgres_with_every_token_still_working() {
     let out = run(&["admin", "migrate-to", &db.url, "--db", file], "");
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("Copied 1 users, 3 tokens"),
+        stdout(&out).contains(
+            "Copied 1 users, 3 tokens, 1 refresh families (1 refresh tokens), 1 signing keys"
+        ),
         "{}",
         stdout(&out)
     );
 
-    let new = replica(&db.url, &[]);
+    let new = replica(&db.url, &issuer);
     assert_eq!(get(&new.url("/api/userinfo"), Some(&session)).status, 200);
     assert_eq!(get(&new.url("/api/userinfo"), Some(&pat)).status, 200);
     assert_invalid_token(&get(&new.url("/api/userinfo"), Some(&doomed)), "revoked");
+    // The signing key came along: an access token minted before the move verifies, and
+    // the refresh token rotates.
+    assert_eq!(get(&new.url("/api/validate"), Some(&access)).status, 200);
+    let rotated = grant(&new, &refresh_body(&field(&pair, "refresh_token")));
+    assert_eq!(rotated.status, 200, "{}", rotated.text);
     new.login("alice");
     let audit = stdout(&new.admin(&["audit"], ""));
     assert!(
@@ -535,6 +570,128 @@ fn a_sqlite_database_moves_to_postgres_with_every_token_still_working() {
     let again = run(&["admin", "migrate-to", &db.url, "--db", file], "");
     assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
     assert!(stderr(&again).contains("empty"), "{}", stderr(&again));
+}
+
+fn grant(s: &Server, body: &str) -> Resp {
+    post_form(&s.url("/oauth/token"), None, body)
+}
+
+fn password_grant(s: &Server) -> Resp {
+    let r = grant(
+        s,
+        &format!("grant_type=password&username=alice&password={PASSWORD}"),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    r
+}
+
+fn refresh_body(token: &str) -> String {
+    format!(
+        "grant_type=refresh_token&refresh_token={}",
+        form_encode(token)
+    )
+}
+
+fn field(r: &Resp, name: &str) -> String {
+    r.json[name].as_str().unwrap().to_string()
+}
+
+fn key_ids(s: &Server) -> Vec<String> {
+    let r = get(&s.url("/oauth/keys"), None);
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn signed_tokens_and_refresh_rotation_hold_across_replicas() {
+    let Some(db) = PgDb::new() else { return };
+    // One issuer for the appliance, whichever replica answers.
+    let replicas = three(&db, &["--issuer", "http://appliance.test"]);
+    replicas[0].add_user("alice");
+    // Replicas starting together made one signing key, and all serve it.
+    let first_key = key_ids(&replicas[0]);
+    assert_eq!(first_key.len(), 1);
+    for s in &replicas {
+        assert_eq!(key_ids(s), first_key);
+    }
+
+    // A token pair from one replica works on the others; a refresh on another rotates.
+    let pair = password_grant(&replicas[0]);
+    let access = field(&pair, "access_token");
+    for s in &replicas {
+        assert_eq!(get(&s.url("/api/validate"), Some(&access)).status, 200);
+    }
+    let rotated = grant(&replicas[1], &refresh_body(&field(&pair, "refresh_token")));
+    assert_eq!(rotated.status, 200, "{}", rotated.text);
+    let session = replicas[2].login("alice");
+    let exchanged = grant(
+        &replicas[2],
+        &format!(
+            "grant_type={}&subject_token={}&subject_token_type={}",
+            form_encode("urn:ietf:params:oauth:grant-type:token-exchange"),
+            form_encode(&session),
+            form_encode("urn:ietf:params:oauth:token-type:access_token")
+        ),
+    );
+    assert_eq!(exchanged.status, 200, "{}", exchanged.text);
+    let exchanged = field(&exchanged, "access_token");
+    assert_eq!(
+        get(&replicas[0].url("/api/validate"), Some(&exchanged)).status,
+        200
+    );
+
+    // Eight refreshes of one token spread over the replicas: exactly one rotates, the
+    // others are replays that revoke the family once.
+    let token = field(&rotated, "refresh_token");
+    let family_access = field(&rotated, "access_token");
+    let barrier = std::sync::Barrier::new(8);
+    let answers: Vec<Resp> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let (url, body, barrier) = (
+                    replicas[i % 3].url("/oauth/token"),
+                    refresh_body(&token),
+                    &barrier,
+                );
+                scope.spawn(move || {
+                    barrier.wait();
+                    post_form(&url, None, &body)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let won = answers.iter().filter(|r| r.status == 200).count();
+    assert_eq!(
+        won,
+        1,
+        "{:?}",
+        answers.iter().map(|r| &r.text).collect::<Vec<_>>()
+    );
+    for s in &replicas {
+        assert_invalid_token(
+            &get(&s.url("/api/validate"), Some(&family_access)),
+            "revoked",
+        );
+    }
+    let log = stdout(&replicas[0].admin(&["audit"], ""));
+    assert_eq!(log.matches("refresh.reuse_detected").count(), 1, "{log}");
+
+    // A rotation on the database: every replica signs with the new key and still
+    // verifies what the old one signed.
+    let out = replicas[1].admin(&["keys", "rotate"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    for s in &replicas {
+        assert_eq!(key_ids(s).len(), 2);
+        assert_eq!(get(&s.url("/api/validate"), Some(&exchanged)).status, 200);
+    }
+    let listed = stdout(&replicas[2].admin(&["keys", "list"], ""));
+    assert!(listed.contains(&first_key[0]), "{listed}");
 }
 
 #[test]
@@ -585,53 +742,6 @@ fn an_unreadable_password_file_is_named_and_nothing_is_tried() {
             && err.contains("APPLIANCE_DB_PASSWORD_FILE"),
         "{err}"
     );
-}
-
-#[test]
-fn signed_tokens_and_refresh_rotation_hold_across_replicas() {
-    let Some(db) = PgDb::new() else { return };
-    // One public URL for all three, as the README's setup gives them.
-    let replicas = three(&db, &["--issuer", "https://auth.example.com"]);
-    replicas[0].add_user("alice");
-    let grant = post_form(
-        &replicas[0].url("/oauth/token"),
-        None,
-        &format!("grant_type=password&username=alice&password={PASSWORD}"),
-    );
-    assert_eq!(grant.status, 200, "{}", grant.text);
-    let access = grant.json["access_token"].as_str().unwrap().to_string();
-    let refresh = grant.json["refresh_token"].as_str().unwrap().to_string();
-    // Minted on A, accepted on B and C: one key, in the database.
-    for s in &replicas[1..] {
-        assert_eq!(get(&s.url("/api/userinfo"), Some(&access)).status, 200);
-    }
-    // 6 refreshes of one token spread over the three: one rotates.
-    let urls: Vec<String> = replicas.iter().map(|s| s.url("/oauth/token")).collect();
-    let answers: Vec<u16> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..6)
-            .map(|i| {
-                let (url, refresh) = (&urls[i % 3], &refresh);
-                scope.spawn(move || {
-                    post_form(
-                        url,
-                        None,
-                        &format!("grant_type=refresh_token&refresh_token={refresh}"),
-                    )
-                    .status
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    assert_eq!(
-        answers.iter().filter(|s| **s == 200).count(),
-        1,
-        "{answers:?}"
-    );
-    // The reuse revoked the family everywhere, so its access token is refused too.
-    for s in &replicas {
-        assert_eq!(get(&s.url("/api/userinfo"), Some(&access)).status, 401);
-    }
 }
 
 /// What one login of the stream got back.

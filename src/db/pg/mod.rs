@@ -89,7 +89,13 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// starting together ("appliance" in ASCII, truncated to 8 bytes).
 const MIGRATION_LOCK: i64 = 0x6170_706c_6961_6e63;
 
-const STEPS: &[&str] = &[include_str!("../../../schema.postgres.sql")];
+/// `STEPS[i]` takes a database from version `i` to `i + 1`; a new one gets them all,
+/// in one transaction. Steps are appended, never edited.
+const STEPS: &[&str] = &[
+    include_str!("../../../schema.postgres.sql"),
+    // 2: signing keys, refresh families and refresh tokens (signed access tokens).
+    include_str!("migrations/v2.sql"),
+];
 
 /// The schema version this binary writes.
 pub const LATEST: i64 = STEPS.len() as i64;
