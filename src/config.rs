@@ -24,8 +24,6 @@ pub struct Config {
     pub login_max_failures_user: u32,
     pub login_max_failures_addr: u32,
     pub trusted_proxies: Vec<Cidr>,
-    /// Only sizes the database pool now (connections serve their own requests).
-    pub workers: usize,
     pub max_connections: usize,
     pub login_workers: usize,
     /// Logins that may wait for a hashing thread; more get 429.
@@ -62,10 +60,9 @@ impl Config {
         // --workers no longer sizes anything (each connection's thread answers its own
         // requests; --db-pool-size sizes the pool); it is still accepted and checked, so
         // existing command lines keep working.
-        let workers = match &a.workers {
-            Some(s) => count_flag("--workers", s, 1, 4096)? as usize,
-            None => (4 * cores).max(8) + login_workers + login_queue,
-        };
+        if let Some(s) = &a.workers {
+            count_flag("--workers", s, 1, 4096)?;
+        }
         let config = Config {
             listen: listen_flag(&a.listen)?,
             db: a.db.db.clone(),
@@ -88,7 +85,6 @@ impl Config {
                 1_000_000,
             )? as u32,
             trusted_proxies: parse_cidrs(&a.trusted_proxies)?,
-            workers,
             max_connections: count_flag("--max-connections", &a.max_connections, 1, 1 << 20)?
                 as usize,
             login_workers,
